@@ -1,0 +1,29 @@
+# qkv: `make demo` sets up and runs the main job; `make test` sets up if needed and runs the tests.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# torch==2.13.0 resolves to the CPU wheel where the machine provides one (no multi-GB CUDA download).
+TORCH  ?= torch==2.13.0
+
+.PHONY: setup test demo bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)" || $(PY) -m pip install -q torch
+	$(PY) -m pip install -q -e ".[dev,bench]"
+	touch $@
+
+test: setup
+	$(PY) -m pytest -x -q
+
+demo: setup
+	$(PY) -m qkv.demo
+
+bench: setup
+	$(VENV)/bin/qkv bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

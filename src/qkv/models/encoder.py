@@ -1,0 +1,72 @@
+"""Encoder-only model (BERT; Devlin et al., 2019; questions 20, 28, 34) with an MLM or a
+sequence-classification head.
+
+    ids ─▶ encoder stack (bidirectional) ─▶ hidden ─┬▶ MLM head: dense, act, norm, tied output ─▶ (B, T, V)
+                                                    └▶ classify head: pool (CLS / mean), dense, tanh ─▶ (B, C)
+
+Both heads sit on the same body (``self.encoder``), so a classifier can start from an MLM
+checkpoint by loading the body's weights.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ..config import ModelConfig
+from ..nn.ffn import ACTIVATION
+from ..nn.norm import build_norm
+from ..nn.stack import Stack
+from .common import OutputHead, init_token_embedding, init_weights
+
+
+class MLMHead(nn.Module):
+    """BERT's prediction head: dense → activation → norm → output tied to the embedding."""
+
+    def __init__(self, cfg: ModelConfig, embed: nn.Embedding) -> None:
+        super().__init__()
+        self.dense = nn.Linear(cfg.d_model, cfg.d_model)
+        self.act = ACTIVATION[cfg.activation if cfg.activation in ACTIVATION else "gelu"]
+        self.norm = build_norm(cfg)
+        self.out = OutputHead(cfg, embed)
+
+    def forward(self, h: Tensor, token_mask: Tensor | None) -> Tensor:
+        return self.out(self.norm(self.act(self.dense(h)), token_mask))  # (B, T, V)
+
+
+class ClassifyHead(nn.Module):
+    """Pool the sequence (first token, or mean over real tokens), then dense → tanh → classes."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.pooling = cfg.pooling
+        self.dense = nn.Linear(cfg.d_model, cfg.d_model)
+        self.dropout = nn.Dropout(cfg.dropout_residual)
+        self.out = nn.Linear(cfg.d_model, cfg.n_classes)
+
+    def forward(self, h: Tensor, token_mask: Tensor | None) -> Tensor:
+        if self.pooling == "cls":
+            pooled = h[:, 0]  # (B, d)
+        else:
+            w = token_mask[..., None].to(h.dtype) if token_mask is not None else torch.ones_like(h[..., :1])
+            pooled = (h * w).sum(1) / w.sum(1).clamp(min=1)  # (B, d)
+        return self.out(self.dropout(torch.tanh(self.dense(pooled))))  # (B, C)
+
+
+class EncoderModel(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.encoder = Stack(cfg, embed, causal=False)
+        self.head = MLMHead(cfg, embed) if cfg.head == "mlm" else ClassifyHead(cfg)
+        init_weights(self, cfg)
+        init_token_embedding(embed, cfg)
+
+    def forward(self, input_ids: Tensor, mask: Tensor | None = None, segments: Tensor | None = None) -> Tensor:
+        """input_ids ``(B, T)``, mask ``(B, T)`` → ``(B, T, V)`` (mlm) or ``(B, C)`` (classify)."""
+        h = self.encoder(input_ids, mask, segments=segments)
+        return self.head(h, mask)
+
+    def forward_batch(self, batch: dict[str, Tensor]) -> Tensor:
+        return self(batch["input_ids"], batch.get("mask"), batch.get("segments"))

@@ -1,0 +1,125 @@
+"""A stack of layers with its embedding front end: the shared body of every model family.
+
+    ids ─▶ token embedding ·√d (opt.) ─▶ + absolute position (opt.) ─▶ + segment (opt.)
+        ─▶ norm (opt., BERT) ─▶ dropout ─▶ N × layer ─▶ final norm (pre-norm stacks) ─▶ hidden
+
+The stack builds the attention mask once per forward (padding ∧ causal ∧ window, True = may
+attend) and asks its position scheme once for what attention needs; every layer shares both.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from ..config import ModelConfig
+from . import masks
+from .attention import KVCache
+from .block import build_decoder_layer, build_encoder_layer
+from .norm import build_norm
+from .position import build_position
+
+
+class Stack(nn.Module):
+    """Encoder stack (``causal=False``) or decoder stack (``causal=True``, optionally with cross).
+
+    ``embed`` is injected so a seq2seq model can share one table between encoder, decoder and
+    output projection (Press & Wolf, 2017).
+    """
+
+    def __init__(self, cfg: ModelConfig, embed: nn.Embedding, causal: bool, cross: bool = False) -> None:
+        super().__init__()
+        self.cfg, self.causal, self.cross = cfg, causal, cross
+        self.embed = embed
+        self.embed_scale = math.sqrt(cfg.d_model) if cfg.embed_scale else 1.0  # question 8
+        self.position = build_position(cfg, causal)
+        self.segment = nn.Embedding(cfg.type_vocab_size, cfg.d_model) if cfg.type_vocab_size else None
+        self.embed_norm = build_norm(cfg) if cfg.embed_norm else None
+        self.dropout = nn.Dropout(cfg.dropout_embed)
+        n = cfg.decoder_layers if causal else cfg.n_layers
+        if causal:
+            self.layers = nn.ModuleList(build_decoder_layer(cfg, cross) for _ in range(n))
+        else:
+            self.layers = nn.ModuleList(build_encoder_layer(cfg) for _ in range(n))
+        self.final_norm = build_norm(cfg) if cfg.use_final_norm else None
+        self.gradient_checkpointing = False  # recompute each layer in backward (question 31)
+
+    def new_cache(self, max_len: int) -> KVCache:
+        return KVCache(len(self.layers), max_len, cross=self.cross)
+
+    def positions(self, T: int, token_mask: Tensor | None, offset: int, device: torch.device) -> tuple[Tensor, Tensor]:
+        """Query and key positions, ``(B|1, T)`` and ``(B|1, S)``; left padding is skipped."""
+        if token_mask is not None:
+            pos_k = masks.positions_from_mask(token_mask)  # (B, S)
+        else:
+            pos_k = torch.arange(offset + T, device=device)[None]  # (1, S)
+        limit = self.position.max_positions
+        if limit is not None and pos_k.numel() and int(pos_k.max()) >= limit:
+            raise ValueError(
+                f"sequence reaches position {int(pos_k.max())}, but {self.cfg.position!r} positions "
+                f"stop at max_len={limit}; shorten the input or use a position scheme that "
+                f"extrapolates (sinusoidal, rope, alibi, t5_bias)"
+            )
+        return pos_k[:, -T:], pos_k
+
+    def attention_mask(self, T: int, S: int, token_mask: Tensor | None, device: torch.device) -> Tensor | None:
+        """padding ∧ causal ∧ window as one bool mask ``(B|1, 1, T|1, S)``, or None if unrestricted."""
+        pad = masks.padding_mask(token_mask) if token_mask is not None else None
+        causal = masks.causal_mask(T, S, device) if self.causal else None
+        window = masks.window_mask(T, S, self.cfg.window, device) if self.cfg.window else None
+        mask = masks.combine(pad, causal, window)
+        return masks.ensure_nonempty_rows(mask) if mask is not None else None
+
+    def forward(
+        self,
+        ids: Tensor,
+        token_mask: Tensor | None = None,
+        *,
+        memory: Tensor | None = None,
+        memory_mask: Tensor | None = None,
+        cache: KVCache | None = None,
+        segments: Tensor | None = None,
+    ) -> Tensor:
+        """ids ``(B, T)`` → hidden ``(B, T, d)``.
+
+        token_mask: ``(B, S)`` bool, True for real tokens, covering the cached positions too
+        (S = cached + T). memory ``(B, S_enc, d)`` and memory_mask ``(B, S_enc)`` feed
+        cross-attention. With ``cache``, only the new tokens ``ids`` are processed.
+        """
+        B, T = ids.shape
+        offset = cache.length if cache is not None else 0
+        S = offset + T
+        if token_mask is not None and token_mask.shape != (B, S):
+            raise ValueError(f"token_mask has shape {tuple(token_mask.shape)}, expected {(B, S)} (cached + new)")
+        pos_q, pos_k = self.positions(T, token_mask, offset, ids.device)
+        x = self.embed(ids) * self.embed_scale  # (B, T, d)
+        absolute = self.position.absolute(pos_q)
+        if absolute is not None:
+            x = x + absolute.to(x.dtype)
+        if self.segment is not None:
+            x = x + self.segment(segments if segments is not None else torch.zeros_like(ids))
+        query_mask = token_mask[:, -T:] if token_mask is not None else None  # (B, T)
+        if self.embed_norm is not None:
+            x = self.embed_norm(x, query_mask)
+        x = self.dropout(x)
+
+        mask = self.attention_mask(T, S, token_mask, ids.device)
+        terms = self.position.attention_terms(pos_q, pos_k)
+        cross_mask = masks.padding_mask(memory_mask) if memory_mask is not None else None
+        for i, layer in enumerate(self.layers):
+            extra = {}
+            if self.causal:
+                layer_cache = None
+                if cache is not None:
+                    layer_cache = (cache.self_attn[i], cache.cross_attn[i] if cache.cross_attn else None)
+                extra = dict(memory=memory, memory_mask=cross_mask, cache=layer_cache)
+            if self.gradient_checkpointing and self.training:
+                x = checkpoint(layer, x, mask, terms, query_mask, use_reentrant=False, **extra)
+            else:
+                x = layer(x, mask, terms, query_mask, **extra)
+        if self.final_norm is not None:
+            x = self.final_norm(x, query_mask)
+        return x

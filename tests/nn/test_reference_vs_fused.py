@@ -1,0 +1,63 @@
+"""The readable attention and the fused kernel compute the same thing (question 22)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+from qkv import build_model
+from qkv.nn import masks
+from qkv.nn.attention import DotScore, fused_attention, reference_attention
+from qkv.nn.position import POSITION, PositionTerms, alibi_slopes
+from tests.conftest import padded_batch, tiny
+
+B, H, T, D = 3, 4, 9, 8
+
+
+def mask_kinds():
+    _, token_mask = padded_batch()
+    pad = masks.padding_mask(token_mask)
+    causal = masks.causal_mask(T, T)
+    window = masks.window_mask(T, T, 3)
+    return {
+        "none": None,
+        "padding": pad,
+        "causal": causal,
+        "padding+causal": pad & causal,
+        "window": window,
+        "causal+window+padding": masks.ensure_nonempty_rows(pad & causal & window),
+    }
+
+
+@pytest.mark.parametrize("kind", list(mask_kinds()))
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_reference_equals_fused(kind, with_bias):
+    q, k, v = (torch.randn(B, H, T, D) for _ in range(3))
+    mask = mask_kinds()[kind]
+    bias = None
+    if with_bias:  # an ALiBi-shaped additive bias
+        distance = (torch.arange(T)[None, :] - torch.arange(T)[:, None]).abs().float()
+        bias = -alibi_slopes(H)[:, None, None] * distance
+    terms = PositionTerms(bias=bias)
+    ref, weights = reference_attention(q, k, v, scorer=DotScore(tiny()), scale=D**-0.5, mask=mask, terms=terms)
+    fused = fused_attention(q, k, v, scale=D**-0.5, mask=mask, bias=bias)
+    assert_close(ref, fused, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(weights.sum(-1), torch.ones(B, H, T))
+    if mask is not None:
+        assert (weights.masked_select(~mask.expand_as(weights)) == 0).all()
+
+
+@pytest.mark.parametrize("position", [p for p in POSITION if p != "shaw"])  # Shaw is reference-only
+@pytest.mark.parametrize("family", ["lm", "encoder", "seq2seq"])
+def test_model_fused_path_equals_reference_path(position, family):
+    cfg = tiny(family=family, position=position, window=4 if family == "lm" else None)
+    model = build_model(cfg).eval()
+    ids, mask = padded_batch()
+    args = (ids, ids, mask, mask) if family == "seq2seq" else (ids, mask)
+    fused = model(*args)
+    for m in model.modules():
+        if hasattr(m, "capture"):
+            m.capture = True
+    reference = model(*args)
+    assert_close(fused[mask], reference[mask], rtol=1e-4, atol=1e-5)
