@@ -15,10 +15,10 @@ from qkv.data.sources import FILES
 
 @pytest.fixture(scope="session")
 def real_root() -> Path:
-    """The real data folder (shared/data or $QKV_DATA); skip when this machine has none."""
+    """The real data folder (shared/data or $QKV_DATA); fail with directions when this machine has none."""
     root = data_root()
     if not (root / "SHA256SUMS").is_file():
-        pytest.skip(f"no qkv data folder at {root}; set QKV_DATA to run the corpus tests")
+        pytest.fail(f"no qkv data folder at {root}; set QKV_DATA to the data folder (see README)")
     return root
 
 

@@ -28,7 +28,7 @@ def test_default_root_is_shared_data_next_to_repo(real_root, monkeypatch):
     repo = Path(__file__).resolve().parents[2]
     expected = repo.parent / "shared" / "data"
     if not expected.is_dir():
-        pytest.skip("this checkout has no ../shared/data")
+        pytest.fail("this checkout has no ../shared/data; set QKV_DATA (see README)")
     assert data_root().resolve() == expected.resolve()
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ..config import ModelConfig
+from ..generate import GenerationMixin
 from ..nn.attention import KVCache
 from ..nn.stack import Stack
 from .common import OutputHead, init_token_embedding, init_weights
 
 
-class LanguageModel(nn.Module):
+class LanguageModel(GenerationMixin, nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.config = cfg

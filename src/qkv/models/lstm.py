@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..config import ModelConfig
+from ..generate import GenerationMixin
 from .common import OutputHead, init_token_embedding
 
 
@@ -40,7 +41,7 @@ def _run(lstm: nn.LSTM, x: Tensor, mask: Tensor | None, state=None):
     return out, state
 
 
-class LSTMSeq2Seq(nn.Module):
+class LSTMSeq2Seq(GenerationMixin, nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.config = cfg
@@ -88,7 +89,7 @@ class LSTMSeq2Seq(nn.Module):
         return RecurrentState()
 
 
-class LSTMLanguageModel(nn.Module):
+class LSTMLanguageModel(GenerationMixin, nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.config = cfg

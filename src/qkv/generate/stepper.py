@@ -1,0 +1,50 @@
+"""One decoding interface for every family: prefill once, then one token per step.
+
+``Stepper`` hides what differs between an encoder-decoder (encode the source once, start the
+decoder from ``start_id``, cross-attend to the cached encoder keys/values) and a decoder-only
+LM (run the left-padded prompt once, then extend its mask by one real token per step). The
+search algorithms — greedy, beam, sampling — only ever call ``prefill``, ``step`` and
+``reorder``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class Stepper:
+    """Drives ``model`` with a KV cache. ``input_ids`` ``(B, S)``, ``mask`` ``(B, S)`` bool."""
+
+    def __init__(self, model: nn.Module, input_ids: Tensor, mask: Tensor | None, max_new_tokens: int) -> None:
+        self.model, self.cfg = model, model.config
+        self.seq2seq = self.cfg.family == "seq2seq"
+        B, S = input_ids.shape
+        self.input_ids = input_ids
+        self.mask = mask if mask is not None else torch.ones(B, S, dtype=torch.bool, device=input_ids.device)
+        cache_len = max_new_tokens + (1 if self.seq2seq else S)
+        self.cache = model.new_cache(max_len=cache_len)
+        self.memory: Tensor | None = None
+
+    def prefill(self) -> Tensor:
+        """Logits ``(B, V)`` for the first new token."""
+        if self.seq2seq:
+            self.memory = self.model.encode(self.input_ids, self.mask)
+            start = torch.full((self.input_ids.shape[0], 1), self.cfg.start_id, device=self.input_ids.device)
+            return self.model.decode(start, self.memory, self.mask, cache=self.cache)[:, -1]
+        return self.model(self.input_ids, self.mask, cache=self.cache)[:, -1]
+
+    def step(self, tokens: Tensor) -> Tensor:
+        """Feed the newest tokens ``(B,)``; logits ``(B, V)`` for the next."""
+        tokens = tokens[:, None]  # (B, 1)
+        if self.seq2seq:
+            return self.model.decode(tokens, self.memory, self.mask, cache=self.cache)[:, -1]
+        self.mask = torch.cat([self.mask, self.mask.new_ones(tokens.shape)], dim=1)
+        return self.model(tokens, self.mask, cache=self.cache)[:, -1]
+
+    def reorder(self, index: Tensor) -> None:
+        """Keep rows ``index`` ``(B',)`` of every per-row state (beam search)."""
+        self.cache.reorder(index)
+        self.mask = self.mask.index_select(0, index)
+        if self.memory is not None:
+            self.memory = self.memory.index_select(0, index)
