@@ -1,0 +1,5 @@
+"""Interoperability with other libraries: weights to and from Hugging Face ``transformers``."""
+
+from .hf import from_hf, to_hf
+
+__all__ = ["from_hf", "to_hf"]
