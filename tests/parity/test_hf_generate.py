@@ -26,7 +26,7 @@ def _chaotic(model, scale=0.5):
     return model
 
 
-def _briefly_trained_marian(eos=5, steps=30):
+def _briefly_trained_marian(eos=5, steps=60):
     """A tiny Marian taught a little of "reverse the source", so its beams and EOS are real.
 
     (A random Marian with tied, scaled embeddings mostly copies its previous token forever.)
