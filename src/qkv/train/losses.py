@@ -1,0 +1,52 @@
+"""Label-smoothed cross-entropy that returns a *sum* and a token count.
+
+Label smoothing (Szegedy et al., 2016; used by Vaswani et al., 2017 §5.4 with ε = 0.1) trains
+against the target distribution ``(1 - ε) · onehot(y) + ε / V · uniform`` instead of the one-hot,
+so the loss per token is
+
+    (1 - ε) · (-log p_y)  +  ε · mean_c(-log p_c)
+
+It "hurts perplexity, as the model learns to be more unsure, but improves accuracy and BLEU".
+
+Why a sum and a count rather than a mean: with gradient accumulation (or several DDP ranks) a
+step sees several batches with different numbers of real tokens. Averaging the per-batch means
+would weight a token in a short batch more than one in a long batch; dividing the summed loss
+by the step's total token count weights every token the same, exactly as one big batch would.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+IGNORE_INDEX = -100  # torch's default ignore_index; the collators mark padding with it
+
+
+def smoothed_cross_entropy(
+    logits: Tensor, labels: Tensor, smoothing: float = 0.0, ignore_index: int = IGNORE_INDEX
+) -> tuple[Tensor, Tensor]:
+    """Summed label-smoothed cross-entropy over the labels that are not ``ignore_index``.
+
+    logits: ``(..., V)`` — ``(B, T, V)`` for token tasks, ``(B, C)`` for classification;
+    labels: ``(...)`` — ``(B, T)`` or ``(B,)``, class ids or ``ignore_index``.
+    Returns ``(loss_sum, n_tokens)``: a float32 scalar and an int64 scalar. The mean is
+    ``loss_sum / n_tokens`` (equal to ``F.cross_entropy(..., label_smoothing=smoothing)``).
+    """
+    V = logits.shape[-1]
+    flat_logits = logits.reshape(-1, V)  # (N, V)
+    flat_labels = labels.reshape(-1)  # (N,)
+    keep = flat_labels != ignore_index  # (N,)
+    # log-softmax in float32: half-precision logits lose the small probabilities smoothing needs
+    logp = F.log_softmax(flat_logits[keep].float(), dim=-1)  # (n, V)
+    nll = -logp.gather(1, flat_labels[keep, None]).squeeze(1)  # (n,)
+    uniform = -logp.mean(dim=-1)  # (n,) cross-entropy against the uniform distribution
+    loss = (1.0 - smoothing) * nll + smoothing * uniform
+    return loss.sum(), keep.sum()
+
+
+def count_tokens(labels: Tensor, ignore_index: int = IGNORE_INDEX) -> int:
+    """How many positions of ``labels`` carry a loss (known before the forward pass)."""
+    return int((labels != ignore_index).sum())
+
+
+__all__ = ["smoothed_cross_entropy", "count_tokens", "IGNORE_INDEX"]
