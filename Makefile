@@ -4,6 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 # torch==2.13.0 resolves to the CPU wheel where the machine provides one (no multi-GB CUDA download).
 TORCH  ?= torch==2.13.0
+DEMO_MINUTES ?= 10
 
 .PHONY: setup test demo bench clean
 
@@ -17,10 +18,10 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: setup
-	$(PY) -m pytest -x -q
+	$(PY) -m pytest -q --durations=15 --timeout=1200
 
 demo: setup
-	$(PY) -m qkv.demo
+	$(PY) -m qkv.demo --minutes $(DEMO_MINUTES)
 
 bench: setup
 	$(VENV)/bin/qkv bench

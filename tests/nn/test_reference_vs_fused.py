@@ -61,3 +61,16 @@ def test_model_fused_path_equals_reference_path(position, family):
             m.capture = True
     reference = model(*args)
     assert_close(fused[mask], reference[mask], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("position", ["learned", "rope", "alibi"])
+def test_unpadded_causal_fast_path_equals_reference(position):
+    """Without padding the decoder hands SDPA ``is_causal=True`` (masks.CAUSAL); same result."""
+    model = build_model(tiny(family="lm", position=position)).eval()
+    ids = torch.randint(4, 50, (2, 12))
+    assert model.decoder.attention_mask(12, 12, None, ids.device) is masks.CAUSAL
+    fused = model(ids)
+    for m in model.modules():
+        if hasattr(m, "capture"):
+            m.capture = True
+    assert_close(fused, model(ids), rtol=1e-4, atol=1e-5)

@@ -45,7 +45,7 @@ def data_dir() -> Path:
 def read_lines(relative: str, limit: int | None = None) -> list[str]:
     path = data_dir() / relative
     if not path.is_file():
-        pytest.skip(f"corpus file {path} not found (set QKV_DATA)")
+        pytest.fail(f"corpus file {path} not found (set QKV_DATA to the data folder)")
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8-sig") as f:
         lines = [line.rstrip("\r\n") for line in f if line.strip()]

@@ -21,7 +21,9 @@ class Stepper:
         self.seq2seq = self.cfg.family == "seq2seq"
         B, S = input_ids.shape
         self.input_ids = input_ids
-        self.mask = mask if mask is not None else torch.ones(B, S, dtype=torch.bool, device=input_ids.device)
+        # No padding → no mask at all: positions then come from the cache offset and the
+        # one-query steps need no masking, which keeps the per-token work to the layers alone.
+        self.mask = mask if mask is not None and not bool(mask.all()) else None
         cache_len = max_new_tokens + (1 if self.seq2seq else S)
         self.cache = model.new_cache(max_len=cache_len)
         self.memory: Tensor | None = None
@@ -39,12 +41,14 @@ class Stepper:
         tokens = tokens[:, None]  # (B, 1)
         if self.seq2seq:
             return self.model.decode(tokens, self.memory, self.mask, cache=self.cache)[:, -1]
-        self.mask = torch.cat([self.mask, self.mask.new_ones(tokens.shape)], dim=1)
+        if self.mask is not None:
+            self.mask = torch.cat([self.mask, self.mask.new_ones(tokens.shape)], dim=1)
         return self.model(tokens, self.mask, cache=self.cache)[:, -1]
 
     def reorder(self, index: Tensor) -> None:
         """Keep rows ``index`` ``(B',)`` of every per-row state (beam search)."""
         self.cache.reorder(index)
-        self.mask = self.mask.index_select(0, index)
+        if self.mask is not None:
+            self.mask = self.mask.index_select(0, index)
         if self.memory is not None:
             self.memory = self.memory.index_select(0, index)

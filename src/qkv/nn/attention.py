@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..registry import Registry
+from .masks import CAUSAL
 from .position import PositionTerms, apply_rotary
 
 ATTENTION = Registry("attention")
@@ -107,12 +108,16 @@ def fused_attention(
     mask: Tensor | None = None,
     bias: Tensor | None = None,
     dropout_p: float = 0.0,
+    is_causal: bool = False,
 ) -> Tensor:
     """The same computation through ``F.scaled_dot_product_attention`` (no weights returned).
 
     A boolean mask goes in as is (SDPA shares the True = may attend polarity); with an
-    additive bias (ALiBi, T5) the mask is folded into the bias as -inf.
+    additive bias (ALiBi, T5) the mask is folded into the bias as -inf. ``is_causal`` (no mask,
+    no bias, T == S) lets the kernel skip the masked blocks.
     """
+    if is_causal:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale, is_causal=True)
     attn_mask = mask
     if bias is not None:
         attn_mask = bias.to(q.dtype)
@@ -253,9 +258,13 @@ class MultiHeadAttention(nn.Module):
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, terms: PositionTerms | None) -> Tensor:
         fusable = self.scorer.fusable and (terms is None or terms.rel_k is None)
+        bias = terms.bias if terms is not None else None
+        if mask is CAUSAL and not (fusable and not self.capture and bias is None):
+            mask = CAUSAL.materialise(q.shape[2], k.shape[2], q.device)  # (1, 1, T, S)
         if fusable and not self.capture:
-            bias = terms.bias if terms is not None else None
             p = self.dropout.p if self.training else 0.0
+            if mask is CAUSAL:
+                return fused_attention(q, k, v, scale=self.scale, dropout_p=p, is_causal=True)
             return fused_attention(q, k, v, scale=self.scale, mask=mask, bias=bias, dropout_p=p)
         out, weights = reference_attention(
             q, k, v, scorer=self.scorer, scale=self.scale, mask=mask, terms=terms, dropout=self.dropout

@@ -28,6 +28,25 @@ def causal_mask(T: int, S: int, device: torch.device | None = None) -> Tensor:
     return j <= i
 
 
+class CausalOnly:
+    """Stands for "exactly the causal mask, nothing else" (T == S, no padding, no window).
+
+    A fused kernel then runs its causal variant (``is_causal=True``), which skips the masked
+    half of the score blocks instead of computing and discarding it — about 2× faster and 4×
+    less memory at 2k–8k tokens (docs/benchmarks.md, attention scaling). The reference path
+    materialises the mask (:meth:`materialise`), so both paths still mean the same thing.
+    """
+
+    def materialise(self, T: int, S: int, device: torch.device | None = None) -> Tensor:
+        return causal_mask(T, S, device)[None, None]  # (1, 1, T, S)
+
+    def __repr__(self) -> str:
+        return "CAUSAL"
+
+
+CAUSAL = CausalOnly()
+
+
 def window_mask(T: int, S: int, window: int, device: torch.device | None = None) -> Tensor:
     """Sliding-window (local) attention: only keys with ``|i - j| < window`` → ``(T, S)``.
 

@@ -65,10 +65,17 @@ class Stack(nn.Module):
             )
         return pos_k[:, -T:], pos_k
 
-    def attention_mask(self, T: int, S: int, token_mask: Tensor | None, device: torch.device) -> Tensor | None:
-        """padding ∧ causal ∧ window as one bool mask ``(B|1, 1, T|1, S)``, or None if unrestricted."""
+    def attention_mask(self, T: int, S: int, token_mask: Tensor | None, device: torch.device):
+        """padding ∧ causal ∧ window as one bool mask ``(B|1, 1, T|1, S)``, or None if unrestricted.
+
+        A plain causal mask over a full unpadded sequence is returned as ``masks.CAUSAL`` so the
+        fused kernel can skip the masked blocks.
+        """
+        if self.causal and T == S > 1 and token_mask is None and not self.cfg.window:
+            return masks.CAUSAL
         pad = masks.padding_mask(token_mask) if token_mask is not None else None
-        causal = masks.causal_mask(T, S, device) if self.causal else None
+        # A single newest query may see every key, so decoding steps need no causal mask.
+        causal = masks.causal_mask(T, S, device) if self.causal and T > 1 else None
         window = masks.window_mask(T, S, self.cfg.window, device) if self.cfg.window else None
         mask = masks.combine(pad, causal, window)
         return masks.ensure_nonempty_rows(mask) if mask is not None else None
