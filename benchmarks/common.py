@@ -110,14 +110,6 @@ def square_matmul(device: str = "cpu", n: int = 2048) -> tuple[Callable[[], Any]
     return (lambda: torch.matmul(a, b)), 2 * n**3
 
 
-def matmul_peak_gflops(device: str = "cpu", n: int = 2048, rounds: int = 5) -> float:
-    """This machine's fp32 matmul throughput (GFLOP/s): the best of ``rounds`` n×n @ n×n products."""
-    fn, flops = square_matmul(device, n)
-    fn()  # warm-up (thread pool, caches)
-    best = min(_time_window(fn, 1, device) for _ in range(rounds))
-    return flops / best / 1e9
-
-
 # ---------------------------------------------------------------------------------------------
 # memory
 

@@ -82,8 +82,8 @@ def beam_case(batch: int, new: int, rounds: int) -> dict:
 
 def _result(t: dict, tokens: int, same: bool) -> dict:
     return {
-        "hf_tokens_per_s": rounded(tokens / t["hf"]["median_s"], 1),
-        "qkv_tokens_per_s": rounded(tokens / t["qkv"]["median_s"], 1),
+        "hf_tokens_per_s": rounded(tokens / t["hf"]["median_s"]),
+        "qkv_tokens_per_s": rounded(tokens / t["qkv"]["median_s"]),
         "speedup": rounded(t["hf"]["median_s"] / t["qkv"]["median_s"], 3),
         "paired_speedup": rounded(paired_ratio(t["hf"]["windows_s"], t["qkv"]["windows_s"]), 3),
         "identical_tokens": same,
