@@ -88,8 +88,8 @@ def attention_table(r: dict[str, Any]) -> str:
             cells.append("skipped" if "skipped" in e else f"{_num(e['ms'])} ms / {_num(e.get('peak_mib'))} MiB")
         rows.append((T, *cells))
     layer = r["layer"]
-    title = (f"attention_scaling ({r['size']}, one layer d={layer['d']}, {layer['heads']} heads, batch {layer['batch']}, "
-             f"causal; ms per forward+backward / peak MiB; cap {r['memory_cap_gib']} GiB)")
+    title = (f"attention_scaling ({r['size']}, one layer d={layer['d']}, {layer['heads']} heads, "
+             f"batch {layer['batch']}, causal; ms per forward+backward / peak MiB; cap {r['memory_cap_gib']} GiB)")
     return title + "\n" + _grid(rows)
 
 

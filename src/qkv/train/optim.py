@@ -75,13 +75,21 @@ def param_groups(model: nn.Module, weight_decay: float, no_decay: Iterable[str])
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     """AdamW over :func:`param_groups`, using torch's fastest correct implementation.
 
-    ``fused`` (one kernel for all parameters) on CUDA; ``foreach`` (a few batched ops instead
-    of a Python loop over tensors) elsewhere. Both compute the same update as the loop.
+    ``fused`` (one kernel for all parameters) on CUDA and, since torch 2.4, on CPU — measured
+    3–4× faster than ``foreach`` for the 7.6M-parameter translator on this CPU
+    (docs/benchmarks.md); ``foreach`` (a few batched ops instead of a Python loop over tensors)
+    on other devices. All compute the same update as the loop.
     """
     groups = param_groups(model, config.weight_decay, config.no_decay)
-    on_cuda = all(p.is_cuda for g in groups for p in g["params"])
-    fast = {"fused": True} if on_cuda else {"foreach": True}
+    devices = {p.device.type for g in groups for p in g["params"]}
+    fast = {"fused": True} if devices <= {"cuda", "cpu"} and _fused_cpu_ok() else {"foreach": True}
     return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, eps=config.eps, **fast)
+
+
+def _fused_cpu_ok() -> bool:
+    """torch ≥ 2.4 has a fused AdamW kernel for CPU tensors."""
+    major, minor = (int(x) for x in torch.__version__.split(".")[:2])
+    return (major, minor) >= (2, 4)
 
 
 __all__ = ["classify_parameters", "param_groups", "build_optimizer"]
