@@ -11,6 +11,7 @@ Subclasses supply the model (`_encode_word`, `_model_json`); everything else, in
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
@@ -72,7 +73,7 @@ def check_vocab_size(vocab_size: int, initial: int, what: str) -> None:
             f"needs before any merge ({what}); ask for at least {initial}")
 
 
-class Tokenizer:
+class Tokenizer(ABC):
     """Base class: special tokens, vocabulary, encode/decode, `tokenizer.json` output."""
 
     kind: ClassVar[str]
@@ -108,11 +109,13 @@ class Tokenizer:
         return next((self.vocab[t] for t in SPECIAL_ROLES[role] if t in self.special_tokens), None)
 
     # -- the model: one pre-tokenised word to ids -------------------------------------------
+    @abstractmethod
     def _encode_word(self, word: str) -> list[int]:
-        raise NotImplementedError
+        """Ids of one pre-tokenised word (each kind's model: BPE merges or WordPiece matching)."""
 
+    @abstractmethod
     def _model_json(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The ``model`` section of tokenizer.json for this kind."""
 
     # -- encoding ---------------------------------------------------------------------------
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
