@@ -95,7 +95,7 @@ class TableLM(nn.Module):
             length = 0
 
             def reorder(self, index):
-                pass
+                """The table has no per-row state to reorder."""
 
         return Cache()
 

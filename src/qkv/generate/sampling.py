@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .greedy import decode_loop
 from .stepper import Stepper
 
 
@@ -48,13 +49,13 @@ def sample(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Sampled new tokens ``(B, ≤ max_new_tokens)``, padded after EOS."""
-    logits = stepper.prefill()
-    B = logits.shape[0]
-    done = torch.zeros(B, dtype=torch.bool, device=logits.device)
-    seen = stepper.input_ids if not stepper.seq2seq else torch.empty(B, 0, dtype=torch.long, device=logits.device)
-    out = []
-    for t in range(max_new_tokens):
+    B = stepper.input_ids.shape[0]
+    device = stepper.input_ids.device
+    history = [stepper.input_ids if not stepper.seq2seq else torch.empty(B, 0, dtype=torch.long, device=device)]
+
+    def choose(logits: Tensor) -> Tensor:
         logits = logits.float()
+        seen = torch.cat(history, dim=1)  # prompt (decoder-only) and every token drawn so far
         if penalty != 1.0 and seen.shape[1]:
             logits = repetition_penalty(logits, seen, penalty)
         logits = logits / temperature
@@ -63,12 +64,7 @@ def sample(
         if top_p is not None:
             logits = top_p_filter(logits, top_p)
         token = torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(1)
-        token = token.masked_fill(done, pad_id)
-        out.append(token)
-        seen = torch.cat([seen, token[:, None]], dim=1)
-        if eos_id is not None:
-            done |= token == eos_id
-        if done.all() or t == max_new_tokens - 1:
-            break
-        logits = stepper.step(token)
-    return torch.stack(out, dim=1)
+        history.append(token[:, None])
+        return token
+
+    return decode_loop(stepper, max_new_tokens, eos_id, pad_id, choose)

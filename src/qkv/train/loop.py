@@ -322,8 +322,8 @@ class Trainer:
         if c.max_epochs is not None:
             try:
                 per_epoch = math.ceil(len(self.batches(0)) / c.accumulation_steps)  # type: ignore[arg-type]
-            except TypeError:  # a generator: no len()
-                pass
+            except TypeError:  # a generator: no len(), so the length stays unknown
+                per_epoch = None
         candidates = [n for n in (c.max_steps, per_epoch and c.max_epochs * per_epoch) if n]
         return min(candidates) if candidates else None
 
