@@ -11,7 +11,8 @@ Shapes: decoder-only GPT-2 (d=256, 4 layers, 4 heads, FFN 1,024, vocab 8,000, 25
 prompt of 16 tokens, 128 new tokens; encoder-decoder Marian (d=256, 3+3 layers, 4 heads,
 FFN 1,024, vocab 8,000), source of 20 tokens, up to 64 new tokens. Weights: random HF models,
 imported into qkv with ``qkv.interop.from_hf``. EOS is disabled in the greedy runs (every row
-produces all 128 tokens); the beam run uses a real EOS after a little training so beams finish.
+produces all 128 tokens); the beam run keeps EOS (id 2) on, so a hypothesis that emits it ends
+as in real translation, and compares the token sequences both libraries return.
 Timing: interleaved rounds (``benchmarks.common.time_interleaved``), median window.
 """
 

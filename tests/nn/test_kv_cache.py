@@ -60,3 +60,21 @@ def test_cache_overflow_is_a_clear_error():
     model(torch.randint(0, 50, (1, 4)), cache=cache)
     with pytest.raises(ValueError, match="KV cache holds 4 positions"):
         model(torch.randint(0, 50, (1, 1)), cache=cache)
+
+
+def test_stacked_qkv_weight_follows_in_place_updates_and_loads():
+    """Generation keeps the stacked q/k/v weight between steps; any change to the weights must show."""
+    model = build_model(tiny(family="lm")).eval()
+    fresh = build_model(tiny(family="lm")).eval()
+    ids = torch.randint(0, 50, (2, 6))
+    with torch.no_grad():
+        model(ids)  # builds the stacked copies
+        model.load_state_dict(fresh.state_dict())  # in-place copy into the same storage
+        assert_close(model(ids), fresh(ids))
+        for p in model.parameters():
+            p.mul_(1.5)  # an optimiser-style in-place update
+        for p in fresh.parameters():
+            p.mul_(1.5)
+        assert_close(model(ids), fresh(ids))
+    with torch.inference_mode():
+        assert_close(model(ids), fresh(ids))

@@ -74,3 +74,22 @@ def test_unpadded_causal_fast_path_equals_reference(position):
         if hasattr(m, "capture"):
             m.capture = True
     assert_close(fused, model(ids), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["lm", "seq2seq"])
+def test_right_padded_causal_fast_path_equals_each_row_alone(family):
+    """Right padding keeps the ``is_causal`` path; real positions match the unpadded rows."""
+    model = build_model(tiny(family=family)).eval()
+    lengths = [9, 5]
+    ids = torch.randint(4, 50, (2, 9))
+    mask = torch.arange(9)[None] < torch.tensor(lengths)[:, None]  # right padding
+    ids = ids.masked_fill(~mask, 0)
+    assert model.decoder.attention_mask(9, 9, mask, ids.device) is masks.CAUSAL
+    left = mask.flip(-1)
+    assert model.decoder.attention_mask(9, 9, left, ids.device) is not masks.CAUSAL
+    src = torch.randint(4, 50, (2, 7))
+    batch = model(src, ids, None, mask) if family == "seq2seq" else model(ids, mask)
+    for row, n in enumerate(lengths):
+        one = ids[row : row + 1, :n]
+        alone = model(src[row : row + 1], one) if family == "seq2seq" else model(one)
+        assert_close(batch[row, :n], alone[0], rtol=1e-4, atol=1e-5)

@@ -205,17 +205,38 @@ class MultiHeadAttention(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout_attention)
         self.capture = False
         self.weights: Tensor | None = None
+        self._stacked: tuple | None = None  # (key, weight, bias) kept between generation steps
 
     def _heads(self, x: Tensor, n: int) -> Tensor:
         B, T, _ = x.shape
         return x.view(B, T, n, self.d_head).transpose(1, 2)  # (B, T, n·D) -> (B, n, T, D)
 
-    def _project_self(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """q, k, v from one matmul against the concatenated weights (fewer, larger GEMMs)."""
+    def _qkv_weight(self) -> tuple[Tensor, Tensor | None, list[int]]:
+        """The q, k, v projections stacked into one ``(H·D + 2·G·D, d)`` weight (and bias).
+
+        Training concatenates afresh each call (cheap next to the step, and autograd routes the
+        gradient back to the three parameters). Without autograd — generation — the stacked copy
+        is kept and reused until any of the parameters is moved or changed in place (storage
+        pointer and version counter), which takes a weight-sized copy per layer off every step.
+        """
         layers = [self.q_proj] + ([self.k_proj] if self.k_proj is not None else []) + [self.v_proj]
+        params = [m.weight for m in layers] + ([m.bias for m in layers] if self.q_proj.bias is not None else [])
+        sizes = [m.out_features for m in layers]
+        if torch.is_grad_enabled():
+            self._stacked = None
+        else:
+            key = tuple((p.data_ptr(), p._version) for p in params)
+            if self._stacked is not None and self._stacked[0] == key:
+                return self._stacked[1], self._stacked[2], sizes
         weight = torch.cat([m.weight for m in layers])
         bias = torch.cat([m.bias for m in layers]) if self.q_proj.bias is not None else None
-        sizes = [m.out_features for m in layers]
+        if not torch.is_grad_enabled():
+            self._stacked = (key, weight, bias)
+        return weight, bias, sizes
+
+    def _project_self(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """q, k, v from one matmul against the stacked weights (fewer, larger GEMMs)."""
+        weight, bias, sizes = self._qkv_weight()
         parts = F.linear(x, weight, bias).split(sizes, dim=-1)
         q, v = parts[0], parts[-1]
         k = parts[1] if self.k_proj is not None else q

@@ -47,6 +47,16 @@ class CausalOnly:
 CAUSAL = CausalOnly()
 
 
+def is_right_padded(token_mask: Tensor) -> bool:
+    """True when every row is real tokens followed only by padding (``(B, S)`` bool).
+
+    Under a causal mask a real query then never reaches a padding key, so the causal mask alone
+    already gives the real positions their exact outputs; the padding queries' outputs are
+    never read (losses and pooling skip them).
+    """
+    return bool((token_mask[:, 1:] <= token_mask[:, :-1]).all())
+
+
 def window_mask(T: int, S: int, window: int, device: torch.device | None = None) -> Tensor:
     """Sliding-window (local) attention: only keys with ``|i - j| < window`` → ``(T, S)``.
 
