@@ -78,3 +78,15 @@ def test_stacked_qkv_weight_follows_in_place_updates_and_loads():
         assert_close(model(ids), fresh(ids))
     with torch.inference_mode():
         assert_close(model(ids), fresh(ids))
+
+
+def test_model_built_under_inference_mode_generates():
+    """Inference-mode parameters carry no version counter; the stacked-weight cache must cope."""
+    with torch.inference_mode():
+        model = build_model(tiny(family="lm")).eval()
+        ids = torch.randint(0, 50, (1, 5))
+        out = model.generate(ids, max_new_tokens=4, eos_id=None)
+    reference = build_model(tiny(family="lm")).eval()
+    reference.load_state_dict({k: v.clone() for k, v in model.state_dict().items()})
+    with torch.no_grad():
+        assert torch.equal(out, reference.generate(ids, max_new_tokens=4, eos_id=None))

@@ -222,7 +222,9 @@ class MultiHeadAttention(nn.Module):
         layers = [self.q_proj] + ([self.k_proj] if self.k_proj is not None else []) + [self.v_proj]
         params = [m.weight for m in layers] + ([m.bias for m in layers] if self.q_proj.bias is not None else [])
         sizes = [m.out_features for m in layers]
-        if torch.is_grad_enabled():
+        # Parameters created under inference_mode have no version counter: never cache those.
+        cacheable = not torch.is_grad_enabled() and not any(p.is_inference() for p in params)
+        if not cacheable:
             self._stacked = None
         else:
             key = tuple((p.data_ptr(), p._version) for p in params)
@@ -230,7 +232,7 @@ class MultiHeadAttention(nn.Module):
                 return self._stacked[1], self._stacked[2], sizes
         weight = torch.cat([m.weight for m in layers])
         bias = torch.cat([m.bias for m in layers]) if self.q_proj.bias is not None else None
-        if not torch.is_grad_enabled():
+        if cacheable:
             self._stacked = (key, weight, bias)
         return weight, bias, sizes
 
