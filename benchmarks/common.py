@@ -16,6 +16,7 @@ same work is credited to every peer; see :func:`dense_train_flops`.
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import json
 import math
@@ -114,13 +115,23 @@ def square_matmul(device: str = "cpu", n: int = 2048) -> tuple[Callable[[], Any]
 # memory
 
 
+def base_parser(description: str, sizes) -> argparse.ArgumentParser:
+    """The flags every benchmark shares: device, threads, size (``--quick`` = ``--size quick``)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--size", default="full", choices=list(sizes))
+    p.add_argument("--quick", action="store_true", help="same as --size quick")
+    return p
+
+
 def _status_kib(field: str) -> int | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith(field + ":"):
                 return int(line.split()[1])
     except OSError:
-        pass
+        return None  # no /proc (not Linux): memory columns are reported as null
     return None
 
 
@@ -129,7 +140,7 @@ def trim_allocator() -> None:
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
-        pass
+        return  # not glibc: RSS then includes freed-but-kept heap, which only overstates memory
 
 
 class PeakMemory:

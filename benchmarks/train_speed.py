@@ -443,11 +443,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--size", default="full", choices=list(SIZES))
-    p.add_argument("--quick", action="store_true", help="same as --size quick")
+    p = common.base_parser(__doc__.split("\n\n")[0], SIZES)
     p.add_argument("--tasks", nargs="+", default=["seq2seq", "lm"], choices=["seq2seq", "lm"])
     p.add_argument("--dropout", type=float, default=0.0, help="every dropout knob of every peer")
     p.add_argument("--memory-jobs", type=int, default=2, help="memory processes at a time (0: skip memory)")
