@@ -23,7 +23,7 @@ from . import get_task
 from .common import TOKENIZER_FILE
 
 TASK_FIELDS = {"vocab_size", "max_tokens", "tokenizer_kind", "train_limit", "test_limit", "batch_size",
-               "steps_per_epoch", "init_from", "mask_prob", "random_prob"}
+               "steps_per_epoch", "init_from", "mask_prob", "random_prob", "tokenizer_score"}
 
 
 def split_overrides(items: list[str]) -> tuple[list[str], list[str], dict]:
@@ -46,7 +46,7 @@ def split_overrides(items: list[str]) -> tuple[list[str], list[str], dict]:
 
 
 def _task_value(key: str, value: str):
-    if key in ("tokenizer_kind", "init_from"):
+    if key in ("tokenizer_kind", "init_from", "tokenizer_score"):
         return value
     return float(value) if key in ("mask_prob", "random_prob") else int(value)
 
