@@ -25,7 +25,7 @@ Norm = Literal["layer", "rms", "batch"]
 Placement = Literal["post", "pre"]
 Activation = Literal["relu", "gelu", "gelu_tanh", "silu", "swiglu", "geglu"]
 Head = Literal["mlm", "classify"]
-Pooling = Literal["cls", "mean"]
+Pooling = Literal["cls", "mean", "max"]
 SinusoidLayout = Literal["interleave", "concat"]
 
 

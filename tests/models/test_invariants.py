@@ -8,7 +8,7 @@ from torch.testing import assert_close
 
 from qkv import build_model
 from qkv.nn.position import POSITION
-from tests.conftest import tiny
+from tests.conftest import padded_batch, tiny
 
 POSITIONS = sorted(POSITION)
 
@@ -77,3 +77,17 @@ def test_encoder_without_positions_is_permutation_equivariant():
     with_positions = build_model(tiny(family="encoder", position="sinusoidal")).eval()
     h = with_positions.encoder(ids)
     assert not torch.allclose(with_positions.encoder(ids[:, perm]), h[:, perm], atol=1e-4)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean", "max"])
+def test_classifier_logits_ignore_padding(pooling):
+    # Each row of a right-padded batch classifies exactly as that row alone: pooling must skip pads
+    # (for max, a pad's hidden state could otherwise win the per-feature maximum).
+    torch.manual_seed(0)
+    model = build_model(tiny(family="encoder", head="classify", pooling=pooling, n_classes=3)).eval()
+    ids, mask = padded_batch()
+    with torch.no_grad():
+        batch = model(ids, mask)
+        for row, n in enumerate(mask.sum(1).tolist()):
+            alone = model(ids[row:row + 1, :n], mask[row:row + 1, :n])
+            torch.testing.assert_close(batch[row:row + 1], alone, atol=1e-5, rtol=1e-5)

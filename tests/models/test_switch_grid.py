@@ -81,7 +81,7 @@ def test_mixed_switches_train(family, mixture):
     loss_and_grads(tiny(family=family, **mixture))
 
 
-@pytest.mark.parametrize("pooling", ["cls", "mean"])
+@pytest.mark.parametrize("pooling", ["cls", "mean", "max"])
 def test_classifier_head_trains(pooling):
     loss_and_grads(tiny(family="encoder", head="classify", pooling=pooling, n_classes=2))
 
