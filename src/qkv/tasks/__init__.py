@@ -76,8 +76,10 @@ def lm_austen() -> LanguageModelTask:
 
 
 def _encoder(**changes) -> ModelConfig:
+    # Rotary positions: most training phrases are under ten tokens, and a learned table would
+    # leave the positions only the longer dev sentences reach barely trained (~1 point on dev).
     base = dict(family="encoder", d_model=256, n_layers=4, n_heads=4, d_ff=1024, max_len=128,
-                position="learned", activation="gelu", embed_norm=True, embed_scale=False, output_bias=True,
+                position="rope", activation="gelu", embed_norm=True, embed_scale=False, output_bias=True,
                 norm_eps=1e-12, dropout_embed=0.1, dropout_residual=0.1, dropout_attention=0.1)
     return ModelConfig(**{**base, **changes})
 
@@ -90,11 +92,15 @@ def mlm_sst2() -> SST2Task:
 
 
 def classify_sst2() -> SST2Task:
-    train = TrainConfig(lr=1e-4, betas=(0.9, 0.98), weight_decay=0.01, schedule="linear", warmup_steps=100,
-                        max_epochs=3, max_steps=None, label_smoothing=0.0, eval_every=250, save_every=250,
-                        keep_last=2, early_stopping_metric="accuracy", early_stopping_mode="max")
-    return SST2Task("classify-sst2", "classify", _encoder(head="classify", pooling="cls"), train,
-                    max_tokens=2000, description="SST-2 sentiment classification (init_from=MLM checkpoint)")
+    """From scratch by default (MLM pretraining on SST-2's own text did not help here: see
+    docs/benchmarks.md); ``init_from=MLM_RUN/checkpoint-N`` starts from an ``mlm-sst2`` encoder.
+    The result is the average of the last three checkpoints, not the best one on dev."""
+    train = TrainConfig(lr=5e-4, betas=(0.9, 0.98), weight_decay=0.01, schedule="linear", warmup_steps=100,
+                        max_epochs=2, max_steps=None, label_smoothing=0.1, eval_every=100, save_every=100,
+                        keep_last=3, average_last=3)
+    model = _encoder(head="classify", pooling="mean", dropout_embed=0.2, dropout_residual=0.2, dropout_attention=0.2)
+    return SST2Task("classify-sst2", "classify", model, train, max_tokens=4000,
+                    description="SST-2 sentiment classification (optionally init_from an mlm-sst2 checkpoint)")
 
 
 TASKS: dict[str, Callable[[], object]] = {
