@@ -14,6 +14,15 @@ imported into qkv with ``qkv.interop.from_hf``. EOS is disabled in the greedy ru
 produces all 128 tokens); the beam run keeps EOS (id 2) on, so a hypothesis that emits it ends
 as in real translation, and compares the token sequences both libraries return.
 Timing: interleaved rounds (``benchmarks.common.time_interleaved``), median window.
+
+The floor: each case also times the bare fp32 matrix products a decoding step cannot skip — every
+weight matrix the step multiplies by (the decoder layers' projections and feed-forward, the output
+head; not the cross-attention keys/values, computed once), one ``F.linear`` each at the step's
+row count, for as many steps as the run takes — with no attention, cache, norms or Python
+framework around them. At these sizes a step reads each weight once from memory (~21 MB for the
+decoder-only shape), so this is close to the least time any implementation doing the same fp32
+arithmetic needs. ``cap = hf time / floor time`` is the largest speed-up over Hugging Face that
+such an implementation could show in that run.
 """
 
 from __future__ import annotations
@@ -21,11 +30,14 @@ from __future__ import annotations
 import argparse
 
 import torch
+import torch.nn.functional as F
 import transformers
+from torch import nn
 
 from benchmarks.common import emit, environment, paired_ratio, rounded, time_interleaved
 from qkv.generate import generate
 from qkv.interop import from_hf
+from qkv.nn.attention import MultiHeadAttention
 
 V, D, FF = 8000, 256, 1024
 
@@ -45,6 +57,32 @@ def marian() -> transformers.MarianMTModel:
     return transformers.MarianMTModel(cfg).eval()
 
 
+def step_matrices(model: nn.Module) -> list[torch.Tensor]:
+    """Every weight a decoding step multiplies by: decoder projections, feed-forward, output head.
+
+    Cross-attention keys/values are left out (computed once from the encoder output).
+    """
+    skip = set()
+    for module in model.decoder.modules():
+        if isinstance(module, MultiHeadAttention) and module.cross:
+            skip |= {id(module.k_proj), id(module.v_proj)}
+    mats = [m.weight for m in model.decoder.layers.modules() if isinstance(m, nn.Linear) and id(m) not in skip]
+    return mats + [model.head.proj.weight]
+
+
+def matmul_floor(model: nn.Module, rows: int, steps: int):
+    """The bare products of ``steps`` decoding steps at ``rows`` rows (see the module docstring)."""
+    mats = step_matrices(model)
+    inputs = {w.shape[1]: torch.randn(rows, w.shape[1]) for w in mats}
+
+    def run():
+        for _ in range(steps):
+            for w in mats:
+                F.linear(inputs[w.shape[1]], w)
+
+    return run
+
+
 def hf_kwargs(**extra):
     return dict(do_sample=False, min_length=0, no_repeat_ngram_size=0, repetition_penalty=1.0,
                 length_penalty=0.0, early_stopping=False, **extra)
@@ -61,7 +99,8 @@ def lm_case(batch: int, new: int, rounds: int) -> dict:
     run_qkv = lambda: generate(ours, prompt, max_new_tokens=new, eos_id=None)  # noqa: E731
     with torch.inference_mode():
         same = torch.equal(run_hf(), run_qkv())
-        t = time_interleaved({"hf": run_hf, "qkv": run_qkv}, rounds=rounds, warmup=2)
+        floor = matmul_floor(ours, batch, new)
+        t = time_interleaved({"hf": run_hf, "qkv": run_qkv, "floor": floor}, rounds=rounds, warmup=2)
     return _result(t, batch * new, same)
 
 
@@ -77,7 +116,8 @@ def beam_case(batch: int, new: int, rounds: int) -> dict:
     with torch.inference_mode():
         expected, got = run_hf()[:, 1:], run_qkv()
         same = torch.equal(expected[:, : got.shape[1]], got)
-        t = time_interleaved({"hf": run_hf, "qkv": run_qkv}, rounds=rounds, warmup=1)
+        floor = matmul_floor(ours, batch * 4, got.shape[1])
+        t = time_interleaved({"hf": run_hf, "qkv": run_qkv, "floor": floor}, rounds=rounds, warmup=1)
     return _result(t, batch * new, same)
 
 
@@ -88,6 +128,9 @@ def _result(t: dict, tokens: int, same: bool) -> dict:
         "speedup": rounded(t["hf"]["median_s"] / t["qkv"]["median_s"], 3),
         "paired_speedup": rounded(paired_ratio(t["hf"]["windows_s"], t["qkv"]["windows_s"]), 3),
         "identical_tokens": same,
+        "floor_tokens_per_s": rounded(tokens / t["floor"]["median_s"]),
+        "cap": rounded(t["hf"]["median_s"] / t["floor"]["median_s"], 3),
+        "qkv_share_of_floor": rounded(t["floor"]["median_s"] / t["qkv"]["median_s"], 3),
     }
 
 
