@@ -94,7 +94,7 @@ class TableLM(nn.Module):
         class Cache:
             length = 0
 
-            def reorder(self, index):
+            def reorder(self, index, cross=True):
                 """The table has no per-row state to reorder."""
 
         return Cache()

@@ -72,40 +72,41 @@ def beam_search(
         logp = torch.log_softmax(logits.float(), dim=-1)  # (B*K, V)
         total = (scores.view(-1, 1) + logp).view(B, K * V)
         top_scores, top_index = total.topk(2 * K, dim=-1)  # (B, 2K)
-        next_scores = torch.full((B, K), float("-inf"), device=device)
-        next_rows = torch.zeros(B, K, dtype=torch.long, device=device)
-        next_tokens = torch.full((B, K), pad_id, dtype=torch.long, device=device)
+        # The per-source choices are plain Python lists, made into tensors once per step.
+        next_scores = [[float("-inf")] * K for _ in range(B)]
+        next_rows = [[b * K] * K for b in range(B)]  # a finished source keeps copies of row b*K
+        next_tokens = [[pad_id] * K for _ in range(B)]
         last = t == max_new_tokens - 1
-        for b in range(B):
+        for b, (row_scores, row_index) in enumerate(zip(top_scores.tolist(), top_index.tolist())):
             if done[b]:
-                next_rows[b] = b * K
                 continue
             filled = 0
-            for rank, (s, i) in enumerate(zip(top_scores[b].tolist(), top_index[b].tolist())):
+            for rank, (s, i) in enumerate(zip(row_scores, row_index)):
                 beam, token = divmod(i, V)
                 if token == eos_id:
                     if rank < K:
                         tokens = history[b * K + beam].tolist() + [token]
                         finished[b].add(s / length_penalty(len(tokens), alpha), tokens)
                     continue
-                next_scores[b, filled], next_rows[b, filled], next_tokens[b, filled] = s, b * K + beam, token
+                next_scores[b][filled], next_rows[b][filled], next_tokens[b][filled] = s, b * K + beam, token
                 filled += 1
                 if filled == K:
                     break
-            best_running = next_scores[b, 0].item() / length_penalty(t + 1, alpha)
+            best_running = next_scores[b][0] / length_penalty(t + 1, alpha)
             if len(finished[b].items) == K and (early_stopping or finished[b].worst() >= best_running):
                 done[b] = True
             elif last:  # out of steps: running beams compete with the finished ones
                 for j in range(K):
-                    tokens = history[next_rows[b, j]].tolist() + [next_tokens[b, j].item()]
-                    finished[b].add(next_scores[b, j].item() / length_penalty(len(tokens), alpha), tokens)
+                    tokens = history[next_rows[b][j]].tolist() + [next_tokens[b][j]]
+                    finished[b].add(next_scores[b][j] / length_penalty(len(tokens), alpha), tokens)
         if all(done) or last:
             break
-        rows = next_rows.view(-1)
-        history = torch.cat([history.index_select(0, rows), next_tokens.view(-1, 1)], dim=1)
-        scores = next_scores
-        stepper.reorder(rows)
-        logits = stepper.step(next_tokens.view(-1))
+        rows = torch.tensor(next_rows, device=device).view(-1)  # (B*K,), each within its source
+        tokens_now = torch.tensor(next_tokens, device=device).view(-1)
+        history = torch.cat([history.index_select(0, rows), tokens_now[:, None]], dim=1)
+        scores = torch.tensor(next_scores, device=device)
+        stepper.reorder(rows, same_source=True)
+        logits = stepper.step(tokens_now)
     n_best_lists = [h.items[:n_best] for h in finished]
     length = max(len(h[0][1]) for h in n_best_lists)
     best = torch.full((B, length), pad_id, dtype=torch.long, device=device)

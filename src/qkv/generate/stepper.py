@@ -45,9 +45,17 @@ class Stepper:
             self.mask = torch.cat([self.mask, self.mask.new_ones(tokens.shape)], dim=1)
         return self.model(tokens, self.mask, cache=self.cache)[:, -1]
 
-    def reorder(self, index: Tensor) -> None:
-        """Keep rows ``index`` ``(B',)`` of every per-row state (beam search)."""
-        self.cache.reorder(index)
+    def reorder(self, index: Tensor, same_source: bool = False) -> None:
+        """Keep rows ``index`` ``(B',)`` of every per-row state (beam search).
+
+        ``same_source=True`` promises that each row moves only among rows holding the same
+        source (the beams of one sentence or prompt). The source mask, encoder output and
+        cross-attention keys/values are then identical across those rows, so they stay in place
+        and only the self-attention caches (each beam's own history) are gathered.
+        """
+        self.cache.reorder(index, cross=not same_source)
+        if same_source:
+            return
         if self.mask is not None:
             self.mask = self.mask.index_select(0, index)
         if self.memory is not None:

@@ -159,9 +159,20 @@ class LayerCache:
         self.k, self.v, self.length = k, v, k.shape[2]
 
     def reorder(self, index: Tensor) -> None:
-        """Select batch rows (beam search): ``index`` ``(B',)`` long."""
-        if self.k is not None:
+        """Select batch rows (beam search): ``index`` ``(B',)`` long.
+
+        A self-attention cache gathers only its filled positions into a fresh buffer: the rest
+        holds nothing yet, and copying it would double the bytes moved per beam step on average.
+        """
+        if self.k is None:
+            return
+        if self.static:
             self.k, self.v = self.k.index_select(0, index), self.v.index_select(0, index)
+            return
+        k, v = self.k.new_empty((len(index), *self.k.shape[1:])), self.v.new_empty((len(index), *self.v.shape[1:]))
+        torch.index_select(self.k[:, :, : self.length], 0, index, out=k[:, :, : self.length])
+        torch.index_select(self.v[:, :, : self.length], 0, index, out=v[:, :, : self.length])
+        self.k, self.v = k, v
 
 
 class KVCache:
@@ -176,8 +187,10 @@ class KVCache:
         """Positions already cached (the offset of the next query)."""
         return self.self_attn[0].length
 
-    def reorder(self, index: Tensor) -> None:
-        for c in self.self_attn + (self.cross_attn or []):
+    def reorder(self, index: Tensor, cross: bool = True) -> None:
+        """Select batch rows ``index`` of every cache; ``cross=False`` leaves the encoder
+        keys/values alone (valid when rows only move among copies of the same source)."""
+        for c in self.self_attn + ((self.cross_attn or []) if cross else []):
             c.reorder(index)
 
 
