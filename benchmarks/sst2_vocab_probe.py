@@ -66,11 +66,11 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     train, dev = load_sst2("train"), load_sst2("dev")
+    dev_words = [w for s, _ in dev for w in s.split()]
     rows = {}
     for score in ("likelihood", "frequency"):
         tok = WordPiece.train([s for s, _ in train], args.vocab, lowercase=True, score=score)
         encode = lambda s: tok.encode(s, add_special_tokens=False)  # noqa: E731
-        dev_words = [w for s, _ in dev for w in s.split()]
         rows[score] = {
             "dev_accuracy": rounded(bag_accuracy(encode, tok.vocab_size, train, dev, args.epochs), 4),
             "tokens_per_dev_word": rounded(sum(len(encode(w)) for w in dev_words) / len(dev_words), 3),

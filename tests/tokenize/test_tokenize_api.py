@@ -133,3 +133,22 @@ def test_hand_built_merges_apply_like_hf(name):
     for tok in (bpe, byte_bpe):
         hf = fast.from_tokenizer(tok)
         assert first_mismatch(texts, tok.encode_batch(texts), hf.encode_batch(texts)) is None
+
+
+def test_cli_wordpiece_score(tmp_path, capsys):
+    # --score frequency trains the same vocabulary as the library call; misuse names the fix.
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat\nthe dog sat there\n" * 20)
+    assert main(["train", "--corpus", str(corpus), "--kind", "wordpiece", "--vocab", "40", "--score", "frequency",
+                 "--out", str(tmp_path / "f.json")]) == 0
+    expected = WordPiece.train(corpus.read_text().splitlines(), 40, score="frequency")
+    assert load(tmp_path / "f.json").encode("the mat") == expected.encode("the mat")
+    textbook = WordPiece.train(corpus.read_text().splitlines(), 40, score="likelihood")
+    assert textbook.encode("the mat") != expected.encode("the mat")  # the flag made a difference
+    capsys.readouterr()
+    assert main(["train", "--corpus", str(corpus), "--kind", "bpe", "--score", "frequency",
+                 "--out", str(tmp_path / "x.json")]) == 2
+    assert "--score applies to --kind wordpiece only" in capsys.readouterr().err
+    assert main(["train", "--corpus", str(corpus), "--kind", "wordpiece", "--score", "likelihood",
+                 "--backend", "hf", "--out", str(tmp_path / "x.json")]) == 2
+    assert "frequency only" in capsys.readouterr().err

@@ -47,12 +47,13 @@ class ClassifyHead(nn.Module):
     def forward(self, h: Tensor, token_mask: Tensor | None) -> Tensor:
         if self.pooling == "cls":
             pooled = h[:, 0]  # (B, d)
-        elif self.pooling == "max":  # per feature, the largest value over real tokens (Kim's CNN pooling)
-            real = token_mask[..., None] if token_mask is not None else torch.ones_like(h[..., :1], dtype=torch.bool)
-            pooled = h.masked_fill(~real, float("-inf")).amax(1)  # (B, d)
         else:
-            w = token_mask[..., None].to(h.dtype) if token_mask is not None else torch.ones_like(h[..., :1])
-            pooled = (h * w).sum(1) / w.sum(1).clamp(min=1)  # (B, d)
+            real = token_mask[..., None] if token_mask is not None else torch.ones_like(h[..., :1], dtype=torch.bool)
+            if self.pooling == "max":  # per feature, the largest value over real tokens (Kim's CNN pooling)
+                pooled = h.masked_fill(~real, float("-inf")).amax(1)  # (B, d)
+            else:
+                w = real.to(h.dtype)
+                pooled = (h * w).sum(1) / w.sum(1).clamp(min=1)  # (B, d)
         return self.out(self.dropout(torch.tanh(self.dense(pooled))))  # (B, C)
 
 

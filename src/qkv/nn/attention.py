@@ -169,10 +169,12 @@ class LayerCache:
         if self.static:
             self.k, self.v = self.k.index_select(0, index), self.v.index_select(0, index)
             return
-        k, v = self.k.new_empty((len(index), *self.k.shape[1:])), self.v.new_empty((len(index), *self.v.shape[1:]))
-        torch.index_select(self.k[:, :, : self.length], 0, index, out=k[:, :, : self.length])
-        torch.index_select(self.v[:, :, : self.length], 0, index, out=v[:, :, : self.length])
-        self.k, self.v = k, v
+        self.k, self.v = self._gather_filled(self.k, index), self._gather_filled(self.v, index)
+
+    def _gather_filled(self, buffer: Tensor, index: Tensor) -> Tensor:
+        out = buffer.new_empty((len(index), *buffer.shape[1:]))
+        torch.index_select(buffer[:, :, : self.length], 0, index, out=out[:, :, : self.length])
+        return out
 
 
 class KVCache:

@@ -23,6 +23,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = {"lowercase": True} if args.lowercase else {}
     if args.lowercase and args.kind != "wordpiece":
         raise TokenizerError("--lowercase applies to --kind wordpiece only")
+    if args.score is not None:
+        if args.kind != "wordpiece":
+            raise TokenizerError("--score applies to --kind wordpiece only")
+        if args.backend == "hf" and args.score != "frequency":
+            raise TokenizerError("HF's WordPieceTrainer merges by frequency only; use --backend qkv for --score likelihood")
+        if args.backend == "qkv":
+            options["score"] = args.score
     if args.backend == "hf":
         from qkv.tokenize.fast import train_hf
 
@@ -65,6 +72,9 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
                        help="qkv's readable trainer, or HF tokenizers' with the same settings")
     train.add_argument("--lowercase", action="store_true",
                        help="wordpiece only: lowercase and strip accents (BERT uncased)")
+    train.add_argument("--score", choices=["likelihood", "frequency"],
+                       help="wordpiece only: merge score (default likelihood, the textbook one; frequency "
+                            "keeps common words whole at small vocabularies — see qkv.tokenize.wordpiece)")
     train.set_defaults(run=cmd_train)
 
     encode = sub.add_parser("encode", help="show the pieces and ids of a text")
