@@ -93,3 +93,27 @@ def test_right_padded_causal_fast_path_equals_each_row_alone(family):
         one = ids[row : row + 1, :n]
         alone = model(src[row : row + 1], one) if family == "seq2seq" else model(one)
         assert_close(batch[row, :n], alone[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["lm", "seq2seq"])
+def test_forward_batch_trusts_collator_padding_without_checking(family, monkeypatch):
+    """A collator's batch is right-padded by construction, so ``forward_batch`` vouches for it:
+    the decoder skips ``is_right_padded`` (a host sync per forward on CUDA) and the logits are
+    the ones the checked path gives."""
+    from qkv.data import TranslationCollator, pad_batch
+
+    model = build_model(tiny(family=family)).eval()
+    rows = [torch.randint(4, 50, (n,)).tolist() for n in (9, 5, 7)]
+    if family == "seq2seq":
+        batch = TranslationCollator(pad_id=0, bos_id=1, eos_id=2)([(r[:6], r) for r in rows])
+        checked = model(batch["src"], batch["tgt_in"], batch["src_mask"], batch["tgt_mask"])
+    else:
+        ids, mask = pad_batch(rows, 0)
+        batch = {"input_ids": ids, "mask": mask}
+        checked = model(ids, mask)
+
+    def refuse(_mask):
+        raise AssertionError("forward_batch re-checked padding the collator guarantees")
+
+    monkeypatch.setattr(masks, "is_right_padded", refuse)
+    assert_close(model.forward_batch(batch), checked)

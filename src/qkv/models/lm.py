@@ -24,12 +24,15 @@ class LanguageModel(GenerationMixin, nn.Module):
         init_weights(self, cfg)
         init_token_embedding(embed, cfg)
 
-    def forward(self, input_ids: Tensor, mask: Tensor | None = None, cache: KVCache | None = None) -> Tensor:
-        """input_ids ``(B, T)``; mask ``(B, cached + T)`` bool, True = real → logits ``(B, T, V)``."""
-        return self.head(self.decoder(input_ids, mask, cache=cache))
+    def forward(self, input_ids: Tensor, mask: Tensor | None = None, cache: KVCache | None = None,
+                right_padded: bool | None = None) -> Tensor:
+        """input_ids ``(B, T)``; mask ``(B, cached + T)`` bool, True = real → logits ``(B, T, V)``.
+        ``right_padded=True`` vouches that ``mask`` pads on the right only (see ``Stack``)."""
+        return self.head(self.decoder(input_ids, mask, cache=cache, right_padded=right_padded))
 
     def forward_batch(self, batch: dict[str, Tensor]) -> Tensor:
-        return self(batch["input_ids"], batch.get("mask"))
+        """Logits from a collator's batch: right-padded (``qkv.data.pad_batch``), so no check."""
+        return self(batch["input_ids"], batch.get("mask"), right_padded=True)
 
     def new_cache(self, max_len: int) -> KVCache:
         return self.decoder.new_cache(max_len)

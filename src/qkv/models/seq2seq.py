@@ -39,20 +39,24 @@ class Seq2Seq(GenerationMixin, nn.Module):
         src_mask: Tensor | None = None,
         tgt_mask: Tensor | None = None,
         cache: KVCache | None = None,
+        right_padded: bool | None = None,
     ) -> Tensor:
         """tgt ``(B, T)`` (the new tokens when cached) → logits ``(B, T, V)``."""
-        h = self.decoder(tgt, tgt_mask, memory=memory, memory_mask=src_mask, cache=cache)
+        h = self.decoder(tgt, tgt_mask, memory=memory, memory_mask=src_mask, cache=cache, right_padded=right_padded)
         return self.head(h)
 
     def forward(
-        self, src: Tensor, tgt_in: Tensor, src_mask: Tensor | None = None, tgt_mask: Tensor | None = None
+        self, src: Tensor, tgt_in: Tensor, src_mask: Tensor | None = None, tgt_mask: Tensor | None = None,
+        right_padded: bool | None = None,
     ) -> Tensor:
-        """Teacher-forced logits ``(B, T, V)`` for decoder inputs ``tgt_in`` ``(B, T)``."""
-        return self.decode(tgt_in, self.encode(src, src_mask), src_mask, tgt_mask)
+        """Teacher-forced logits ``(B, T, V)`` for decoder inputs ``tgt_in`` ``(B, T)``.
+        ``right_padded=True`` vouches that ``tgt_mask`` pads on the right only (see ``Stack``)."""
+        return self.decode(tgt_in, self.encode(src, src_mask), src_mask, tgt_mask, right_padded=right_padded)
 
     def forward_batch(self, batch: dict[str, Tensor]) -> Tensor:
-        """Logits aligned with ``batch["labels"]`` from a translation collator's batch."""
-        return self(batch["src"], batch["tgt_in"], batch.get("src_mask"), batch.get("tgt_mask"))
+        """Logits aligned with ``batch["labels"]`` from a translation collator's batch (right-padded,
+        as ``qkv.data.pad_batch`` makes every batch, so the decoder need not check)."""
+        return self(batch["src"], batch["tgt_in"], batch.get("src_mask"), batch.get("tgt_mask"), right_padded=True)
 
     def new_cache(self, max_len: int) -> KVCache:
         return self.decoder.new_cache(max_len)
