@@ -2,7 +2,7 @@
 (questions 20, 28, 34). Nothing but SST-2's own training sentences is used.
 
 ``mlm-sst2`` trains an encoder to fill in 15% corrupted tokens (80% [MASK] / 10% random /
-10% kept); ``classify-sst2 init_from=RUN/averaged`` starts a classifier from that encoder's
+10% kept); ``classify-sst2 init_from=RUN/checkpoint-00006000`` starts a classifier from that encoder's
 body and fine-tunes it on the labels; dev accuracy is the metric (Kim's CNN from random
 initialisation: 83.5%).
 """
