@@ -85,9 +85,9 @@ def _encoder(**changes) -> ModelConfig:
 
 
 def mlm_sst2() -> SST2Task:
-    """6,000 steps (≈ 23 epochs of the 67k training phrases; ~100 min on two CPU threads). The
-    held-out MLM loss bottoms out near step 2,100 and then rises as the model memorises the
-    text, yet later encoders fine-tune 2–4 points better (docs/benchmarks.md, SST-2)."""
+    """6,000 steps (≈ 23 epochs of the 67k training phrases; 75–95 min on two CPU threads at
+    1.05–1.3 steps/s). The held-out MLM loss bottoms out near step 2,100 and then rises as the
+    model memorises the text, yet later encoders fine-tune 2–4 points better (docs/benchmarks.md)."""
     train = TrainConfig(lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01, schedule="linear", warmup_steps=300,
                         max_epochs=None, max_steps=6000, label_smoothing=0.0, save_every=500, keep_last=3)
     return SST2Task("mlm-sst2", "mlm", _encoder(head="mlm"), train,
