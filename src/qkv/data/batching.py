@@ -20,6 +20,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from qkv.errors import ConfigError
+
 
 def _greedy_batches(order: np.ndarray, lengths: np.ndarray, max_tokens: int,
                     max_sentences: int | None) -> list[list[int]]:
@@ -65,10 +67,10 @@ class TokenBudgetBatchSampler:
         too_long = np.flatnonzero(self.lengths > max_tokens)
         if len(too_long):
             i = int(too_long[0])
-            raise ValueError(f"example {i} has length {self.lengths[i]} > max_tokens={max_tokens}; "
+            raise ConfigError(f"example {i} has length {self.lengths[i]} > max_tokens={max_tokens}; "
                              "filter or truncate it first")
         if max_sentences is not None and max_sentences < 1:
-            raise ValueError(f"max_sentences must be >= 1, got {max_sentences}")
+            raise ConfigError(f"max_sentences must be >= 1, got {max_sentences}")
         self.max_tokens, self.max_sentences = max_tokens, max_sentences
         self.shuffle, self.seed, self.pool_size = shuffle, seed, pool_size
         self.epoch, self.start_batch = 0, 0
@@ -117,5 +119,5 @@ def lm_chunks(stream: torch.Tensor, context: int) -> torch.Tensor:
         raise ValueError(f"stream must be 1-D, got shape {tuple(stream.shape)}")
     n_windows = (len(stream) - 1) // context
     if n_windows < 1:
-        raise ValueError(f"stream of {len(stream)} tokens is too short for context {context}")
+        raise ConfigError(f"stream of {len(stream)} tokens is too short for context {context}")
     return stream.unfold(0, context + 1, context)[:n_windows]  # (M, T + 1)

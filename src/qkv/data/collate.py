@@ -15,6 +15,7 @@ from typing import Iterable, Iterator, Sequence
 import torch
 
 from qkv.data.batching import lm_chunks
+from qkv.errors import ConfigError
 
 IGNORE_INDEX = -100
 
@@ -79,7 +80,7 @@ def random_lm_batch(stream: torch.Tensor, context: int, batch_size: int,
     ``generator.get_state()``). Returns ``input_ids`` and ``labels``, both (B, T).
     """
     if len(stream) < context + 1:
-        raise ValueError(f"stream of {len(stream)} tokens is too short for context {context}")
+        raise ConfigError(f"stream of {len(stream)} tokens is too short for context {context}")
     starts = torch.randint(len(stream) - context, (batch_size,), generator=generator)  # (B,)
     offsets = starts[:, None] + torch.arange(context + 1)  # (B, T + 1)
     return causal_lm_batch(stream[offsets])
@@ -119,9 +120,9 @@ class MLMCollator:
                  seed: int = 0, generator: torch.Generator | None = None) -> None:
         for name, p in (("select_prob", select_prob), ("mask_prob", mask_prob), ("random_prob", random_prob)):
             if not 0.0 <= p <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {p}")
+                raise ConfigError(f"{name} must be in [0, 1], got {p}")
         if mask_prob + random_prob > 1.0:
-            raise ValueError(f"mask_prob + random_prob must be <= 1, got {mask_prob} + {random_prob}")
+            raise ConfigError(f"mask_prob + random_prob must be <= 1, got {mask_prob} + {random_prob}")
         specials = {*special_ids, pad_id, mask_id}
         self.pad_id, self.mask_id = pad_id, mask_id
         self.select_prob, self.mask_prob, self.random_prob = select_prob, mask_prob, random_prob

@@ -15,16 +15,13 @@ from pathlib import Path
 from typing import Iterable
 
 from qkv.data.sources import CORPUS_DIRS, FILES
+from qkv.errors import DataError  # re-exported
 
 ENV_VAR = "QKV_DATA"
 SUMS_NAME = "SHA256SUMS"
 
 # (resolved path, size, mtime_ns) of files already verified in this process.
 _VERIFIED: set[tuple[str, int, int]] = set()
-
-
-class DataError(Exception):
-    """A corpus file is missing, corrupted, or was asked for by an unknown name."""
 
 
 def _repo_root() -> Path:

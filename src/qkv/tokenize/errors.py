@@ -1,5 +1,6 @@
-"""The one error type the tokenizer package raises for bad input it can explain."""
+"""The one error type the tokenizer package raises for bad input it can explain (one of qkv's
+:class:`~qkv.errors.QkvError` kinds)."""
 
+from qkv.errors import TokenizerError
 
-class TokenizerError(ValueError):
-    """Bad training input, bad arguments, or a `tokenizer.json` we cannot read."""
+__all__ = ["TokenizerError"]

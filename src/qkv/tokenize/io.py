@@ -43,7 +43,7 @@ def read_json(path: str | os.PathLike) -> dict[str, Any]:
     """Parse a tokenizer.json, with errors that say which file and what is wrong."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no tokenizer file at {str(path)!r}")
+        raise TokenizerError(f"no tokenizer file at {str(path)!r}")
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:

@@ -26,6 +26,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Callable
 
+from qkv.tokenize.errors import TokenizerError
+
 Pair = tuple[int, int]
 
 
@@ -170,7 +172,7 @@ def learn_merges(words: list[list[int]], counts: list[int], vocab: list[str], vo
     when no pair occurs `min_frequency` times (at least once).
     """
     if score not in SCORES:
-        raise ValueError(f"score={score!r} is not one of {sorted(SCORES)}")
+        raise TokenizerError(f"score={score!r} is not one of {sorted(SCORES)}")
     queue = PairQueue(words, counts, SCORES[score], min_frequency)
     token_id = {t: i for i, t in enumerate(vocab)}
     merges: list[Pair] = []
