@@ -16,6 +16,8 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union, get_args, get_origin
 
+from .errors import ConfigError  # re-exported
+
 Family = Literal["seq2seq", "lm", "encoder"]
 Arch = Literal["transformer", "lstm"]
 Attention = Literal["dot", "additive"]
@@ -29,12 +31,50 @@ Pooling = Literal["cls", "mean", "max"]
 SinusoidLayout = Literal["interleave", "concat"]
 
 
-class ConfigError(ValueError):
-    """A config field holds a value (or combination) qkv cannot build."""
+class Config:
+    """What ``ModelConfig``, ``TrainConfig`` and the tasks' configs share: JSON round trips,
+    checked ``replace``, and ``key=value`` overrides typed by the dataclass's annotations.
+
+    Subclasses are frozen dataclasses. ``RETIRED`` names fields an older qkv wrote into
+    ``config.json`` that no longer exist; ``from_dict`` drops them so old checkpoints load.
+    """
+
+    RETIRED: typing.ClassVar[frozenset[str]] = frozenset()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+    def to_json(self, **kwargs: Any) -> str:
+        return json.dumps(self.to_dict(), indent=2, **kwargs)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        data = {k: v for k, v in data.items() if k not in cls.RETIRED}
+        unknown = set(data) - field_names(cls)
+        if unknown:
+            raise ConfigError(unknown_message(sorted(unknown)[0], cls))
+        types = _field_types(cls)
+        # JSON has no tuples: turn the lists of tuple-typed fields back into tuples.
+        return cls(**{k: tuple(v) if _is_tuple(types[k]) and isinstance(v, list) else v for k, v in data.items()})
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
+
+    def replace(self, **changes: Any):
+        unknown = set(changes) - field_names(type(self))
+        if unknown:
+            raise ConfigError(unknown_message(sorted(unknown)[0], type(self)))
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+    def override(self, items: list[str]):
+        """Apply command-line ``key=value`` strings, each checked against the field's type;
+        tuple fields take comma lists (``betas=0.9,0.999``)."""
+        return self.replace(**parse_overrides(items, type(self)))
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Config):
     """All switches of a model. Defaults are a small post-norm Transformer (Vaswani et al., 2017).
 
     Sizes: ``d_head`` defaults to ``d_model // n_heads`` (question 6), ``n_kv_heads`` to
@@ -97,7 +137,7 @@ class ModelConfig:
     init_std: float = 0.02
 
     def __post_init__(self) -> None:
-        _check_types(self)
+        check_types(self)
         _check_values(self)
 
     # -- derived sizes -------------------------------------------------------------------------
@@ -122,34 +162,6 @@ class ModelConfig:
     def start_id(self) -> int:
         """First decoder input of a seq2seq model (Marian starts from pad, most from bos)."""
         return self.decoder_start_id if self.decoder_start_id is not None else self.bos_id
-
-    # -- serialisation ---------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self, **kwargs: Any) -> str:
-        return json.dumps(self.to_dict(), indent=2, **kwargs)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ConfigError(_unknown_message(sorted(unknown)[0], cls))
-        return cls(**data)
-
-    @classmethod
-    def from_json(cls, text: str) -> "ModelConfig":
-        return cls.from_dict(json.loads(text))
-
-    def replace(self, **changes: Any) -> "ModelConfig":
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ConfigError(_unknown_message(sorted(unknown)[0], type(self)))
-        return dataclasses.replace(self, **changes)
-
-    def override(self, items: list[str]) -> "ModelConfig":
-        """Apply command-line ``key=value`` strings, each checked against the field's type."""
-        return self.replace(**parse_overrides(items, type(self)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,11 +210,45 @@ def _describe(tp: Any) -> str:
     return " or ".join(parts) if parts else getattr(tp, "__name__", str(tp))
 
 
-def _check_types(cfg: Any) -> None:
-    for name, tp in _field_types(type(cfg)).items():
-        value = getattr(cfg, name)
-        if not _matches(value, tp):
-            raise ConfigError(f"{name}={value!r} is not allowed; expected {_describe(tp)}")
+def _is_tuple(tp: Any) -> bool:
+    return get_origin(tp) is tuple
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _element_types(tp: Any, n: int) -> list[Any]:
+    """``tuple[X, ...]`` → [X] * n; ``tuple[X, Y]`` → [X, Y]."""
+    args = get_args(tp)
+    return [args[0]] * n if len(args) == 2 and args[1] is Ellipsis else list(args)
+
+
+def _tuple_matches(value: Any, tp: Any) -> bool:
+    if not isinstance(value, tuple):
+        return False
+    element_types = _element_types(tp, len(value))
+    return len(element_types) == len(value) and all(_matches(v, t) for v, t in zip(value, element_types))
+
+
+def describe_type(tp: Any) -> str:
+    """What a field of type ``tp`` accepts, in words (``'rope' or 'alibi'``, ``int or None``)."""
+    if _is_tuple(tp):
+        args = get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a comma-separated list of {_describe(args[0])}"
+        return f"a comma-separated list ({', '.join(_describe(a) for a in args)})"
+    return _describe(tp)
+
+
+def check_types(cfg: Any, names: typing.Iterable[str] | None = None) -> None:
+    """Raise :class:`ConfigError` naming the first field (of ``names``, default all) whose
+    value its annotation refuses."""
+    hints = _field_types(type(cfg))
+    for name in names if names is not None else field_names(type(cfg)):
+        value, tp = getattr(cfg, name), hints[name]
+        if not (_tuple_matches(value, tp) if _is_tuple(tp) else _matches(value, tp)):
+            raise ConfigError(f"{name}={value!r} is not allowed; expected {describe_type(tp)}")
 
 
 def _require(ok: bool, message: str) -> None:
@@ -263,38 +309,67 @@ def _check_values(c: ModelConfig) -> None:
 # key=value overrides
 
 
-def _unknown_message(key: str, cls: type) -> str:
-    names = [f.name for f in dataclasses.fields(cls)]
-    close = difflib.get_close_matches(key, names, n=3)
-    hint = f"; did you mean {', '.join(close)}?" if close else f"; known fields: {', '.join(names)}"
-    return f"unknown {cls.__name__} field {key!r}{hint}"
+def field_names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
 
 
-def _coerce(text: str, tp: Any, key: str) -> Any:
-    """Turn the string of a ``key=value`` override into a value of the field's type."""
-    candidates: list[Any] = []
-    options = get_args(tp) if get_origin(tp) in _UNIONS else (tp,)
-    for option in options:
-        if option is type(None) and text.lower() in ("none", "null"):
-            return None
-        if get_origin(option) is Literal:
-            if text in get_args(option):
-                return text
-            continue
+def unknown_message(key: str, *classes: type) -> str:
+    """``unknown field 'lr0' (not a ModelConfig, TrainConfig or task field); did you mean lr?``
+
+    The "did you mean" searches every class given, so a training key mistyped on the command
+    line is matched against training keys too, not only the model's.
+    """
+    names = sorted({name for cls in classes for name in field_names(cls)})
+    kinds = ", ".join(cls.__name__ for cls in classes[:-1]) + (" or " if len(classes) > 1 else "") + classes[-1].__name__
+    close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}?" if close else f"known fields: {', '.join(names)}"
+    return f"unknown field {key!r} (not a {kinds} field); {hint}"
+
+
+def _coerce_one(text: str, option: Any) -> tuple[bool, Any]:
+    """(True, value) if ``text`` reads as ``option`` (one member of a union), else (False, None)."""
+    if option is type(None):
+        return (True, None) if text.lower() in ("none", "null") else (False, None)
+    if get_origin(option) is Literal:
+        return (True, text) if text in get_args(option) else (False, None)
+    if option is bool:
+        lowered = text.lower()
+        if lowered in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return True, lowered in ("true", "1", "yes", "on")
+        return False, None
+    if option in (int, float, str):
         try:
-            if option is bool:
-                if text.lower() in ("true", "1", "yes", "on"):
-                    return True
-                if text.lower() in ("false", "0", "no", "off"):
-                    return False
-                continue
-            if option in (int, float):
-                candidates.append(option(text))
+            return True, option(text)
         except ValueError:
-            continue
-    if candidates:
-        return candidates[0]
-    raise ConfigError(f"override {key}={text!r} is not allowed; expected {_describe(tp)}")
+            return False, None
+    return False, None
+
+
+def coerce(text: str, tp: Any, key: str) -> Any:
+    """Turn the string of a ``key=value`` override into a value of the field's type."""
+    if _is_tuple(tp):
+        parts = [part.strip() for part in text.split(",") if part.strip()]
+        elements = _element_types(tp, len(parts))
+        value = tuple(coerce(part, t, key) for part, t in zip(parts, elements))
+        if not _tuple_matches(value, tp):
+            raise ConfigError(f"override {key}={text!r} is not allowed; expected {describe_type(tp)}")
+        return value
+    options = get_args(tp) if get_origin(tp) in _UNIONS else (tp,)
+    # None and Literal strings first, then numbers: "none" must not become the string "none".
+    ordered = sorted(options, key=lambda o: (o is not type(None) and get_origin(o) is not Literal, o is str))
+    for option in ordered:
+        ok, value = _coerce_one(text, option)
+        if ok:
+            return value
+    raise ConfigError(f"override {key}={text!r} is not allowed; expected {describe_type(tp)}")
+
+
+def split_item(item: str) -> tuple[str, str]:
+    """``"lr=1e-3"`` → ``("lr", "1e-3")``; anything without ``=`` is refused."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} must look like key=value (e.g. lr=1e-3)")
+    return key.strip(), text.strip()
 
 
 def parse_overrides(items: list[str], cls: type = ModelConfig) -> dict[str, Any]:
@@ -302,14 +377,12 @@ def parse_overrides(items: list[str], cls: type = ModelConfig) -> dict[str, Any]
     types = _field_types(cls)
     out: dict[str, Any] = {}
     for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep:
-            raise ConfigError(f"override {item!r} must look like key=value")
-        if key not in types:
-            raise ConfigError(_unknown_message(key, cls))
-        out[key] = _coerce(text.strip(), types[key], key)
+        key, text = split_item(item)
+        if key not in field_names(cls):
+            raise ConfigError(unknown_message(key, cls))
+        out[key] = coerce(text, types[key], key)
     return out
 
 
-__all__ = ["ModelConfig", "ConfigError", "parse_overrides", "field"]
+__all__ = ["Config", "ModelConfig", "ConfigError", "parse_overrides", "check_types", "coerce", "split_item",
+           "unknown_message", "describe_type", "field_names"]

@@ -20,7 +20,8 @@ from train_helpers import lm_batch, lm_windows, tiny_config, tiny_model
 def trained_checkpoint(tmp_path: Path, steps: int = 2, **config: object) -> tuple[Trainer, Path]:
     model = tiny_model("lm")
     batch = lm_batch(lm_windows()[:4])
-    cfg = TrainConfig(lr=1e-2, schedule="constant", warmup_steps=0, max_steps=steps, device="cpu", **config)
+    cfg = TrainConfig(lr=1e-2, schedule="constant", warmup_steps=0, max_steps=steps, device="cpu", precision="fp32",
+                      **config)
     trainer = Trainer(model, cfg, lambda epoch: [batch], tmp_path / "run", progress=False)
     result = trainer.fit()
     return trainer, result.checkpoint

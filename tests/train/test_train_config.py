@@ -51,3 +51,45 @@ def test_overrides_parse_types_including_tuples() -> None:
         TrainConfig().override(["lrr=1"])
     with pytest.raises(ConfigError, match="no_decay"):
         TrainConfig().override(["no_decay=bias,weights"])
+
+
+def test_checkpoints_of_older_runs_still_load_their_train_config() -> None:
+    # qkv 0.1.0 wrote max_tokens/batch_size into TrainConfig although only the task reads them.
+    old = {**TrainConfig().to_dict(), "max_tokens": None, "batch_size": None}
+    assert TrainConfig.from_dict(old) == TrainConfig()
+    with pytest.raises(ConfigError, match="max_token"):
+        TrainConfig().override(["max_tokens=3500"])  # now a task option, not a training field
+
+
+@pytest.mark.parametrize("fast,expected", [(True, "bf16"), (False, "fp32")])
+def test_precision_auto_picks_bf16_only_where_the_cpu_runs_it_fast(monkeypatch, fast, expected) -> None:
+    import torch
+
+    from qkv.train import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: fast)
+    assert TrainConfig().precision == "auto"
+    assert runtime.resolve_precision("auto", torch.device("cpu")) == expected
+    assert runtime.resolve_precision("fp32", torch.device("cpu")) == "fp32"  # an explicit choice stays
+    assert runtime.resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    with pytest.raises(ConfigError, match="fp16"):
+        runtime.resolve_precision("fp16", torch.device("cpu"))
+
+
+def test_trainer_runs_the_resolved_precision(monkeypatch, tmp_path) -> None:
+    import torch
+
+    from qkv.train import Trainer, runtime
+    from tests.conftest import tiny
+
+    from qkv import build_model
+
+    seen = []
+    real = runtime.autocast
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr(runtime, "autocast", lambda p, d: seen.append(p) or real(p, d))
+    model = build_model(tiny(family="lm"))
+    batch = {"input_ids": torch.randint(4, 50, (2, 6)), "labels": torch.randint(4, 50, (2, 6))}
+    trainer = Trainer(model, TrainConfig(max_steps=1, device="cpu"), lambda e: [batch], tmp_path, progress=False)
+    trainer.fit()
+    assert trainer.precision == "fp32" and seen == ["fp32"]

@@ -75,7 +75,7 @@ def resume_setup() -> tuple[torch.nn.Module, TrainConfig, Any]:
     accumulation; 6 batches per epoch in a per-epoch shuffled order, 2 per step."""
     torch.manual_seed(0)
     model = qkv.build_model(tiny_config("lm", dropout_embed=0.1, dropout_residual=0.1))
-    config = TrainConfig(lr=3e-3, warmup_steps=3, schedule="noam", max_steps=RESUME_MAX_STEPS,
+    config = TrainConfig(precision="fp32", lr=3e-3, warmup_steps=3, schedule="noam", max_steps=RESUME_MAX_STEPS,
                          accumulation_steps=2, grad_clip=0.5, label_smoothing=0.1,
                          save_every=RESUME_SAVE_AT, keep_last=None, device="cpu", seed=1)
     windows = lm_windows()
@@ -100,7 +100,7 @@ def ddp_setup() -> tuple[torch.nn.Module, TrainConfig, Any]:
     """
     torch.manual_seed(0)
     model = qkv.build_model(tiny_config("lm"))
-    config = TrainConfig(lr=1e-2, eps=1e-6, schedule="constant", warmup_steps=0, max_steps=3,
+    config = TrainConfig(precision="fp32", lr=1e-2, eps=1e-6, schedule="constant", warmup_steps=0, max_steps=3,
                          accumulation_steps=2, grad_clip=0.5, label_smoothing=0.1, weight_decay=0.01,
                          device="cpu")
     data = ragged_lm_batches(6, B=4)

@@ -10,9 +10,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..nn.stack import Stack
 
 
@@ -21,7 +24,7 @@ def device_type(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but torch.cuda.is_available() is False; use device='auto' or 'cpu'")
+        raise ConfigError("device='cuda' but torch.cuda.is_available() is False; use device='auto' or 'cpu'")
     return name
 
 
@@ -37,9 +40,34 @@ def autocast(precision: str, device: torch.device) -> AbstractContextManager:
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices natively (AVX-512-BF16 or AMX).
+
+    Elsewhere oneDNN emulates bf16 through fp32 and autocast makes training several times
+    slower, so ``precision="auto"`` must not pick it there. Linux reports the flags in
+    /proc/cpuinfo; on other systems we cannot tell and answer False (fp32 is always safe).
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``"auto"`` → ``"bf16"`` where the hardware runs it fast (CUDA with bf16, or a CPU with
+    AVX-512-BF16/AMX), else ``"fp32"``; any explicit choice is checked and returned."""
+    check_precision(precision, device)
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_has_fast_bf16() else "fp32"
+
+
 def check_precision(precision: str, device: torch.device) -> None:
     if precision == "fp16" and device.type != "cuda":
-        raise ValueError(
+        raise ConfigError(
             f"precision='fp16' is not supported on device {device.type!r}: fp16 needs a GPU and "
             f"loss scaling; use precision='bf16' (or 'fp32') on the CPU"
         )
@@ -57,7 +85,7 @@ def set_gradient_checkpointing(model: nn.Module, on: bool) -> None:
     memory O(layers) → O(1) activations per layer, for about one extra forward pass."""
     stacks = [m for m in model.modules() if isinstance(m, Stack)]
     if on and not stacks:
-        raise ValueError(
+        raise ConfigError(
             f"gradient_checkpointing=True but {type(model).__name__} has no qkv.nn.Stack to "
             f"checkpoint (the LSTM baselines have none); set gradient_checkpointing=False"
         )
@@ -93,5 +121,5 @@ def stop_requests() -> Iterator[Callable[[], bool]]:
             signal.signal(s, h)
 
 
-__all__ = ["device_type", "autocast", "check_precision", "grad_scaler", "set_gradient_checkpointing",
+__all__ = ["device_type", "autocast", "cpu_has_fast_bf16", "resolve_precision", "check_precision", "grad_scaler", "set_gradient_checkpointing",
            "stop_requests"]
