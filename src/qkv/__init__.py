@@ -2,8 +2,9 @@
 
 __version__ = "0.1.0"
 
-from .config import ConfigError, ModelConfig
+from .checkpoint import load
+from .config import ModelConfig
+from .errors import ConfigError, QkvError
 from .models import build_model
-from .train.checkpoint import load
 
-__all__ = ["ModelConfig", "ConfigError", "build_model", "load", "__version__"]
+__all__ = ["ModelConfig", "ConfigError", "QkvError", "build_model", "load", "__version__"]

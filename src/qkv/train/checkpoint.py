@@ -27,22 +27,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pickle
+
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_model, save_file, save_model
+from safetensors import safe_open
+from safetensors.torch import save_file, save_model
 from torch import nn
 
+# Reading lives in qkv.checkpoint (decoding uses it without the trainer); re-exported here.
+from ..checkpoint import (CONFIG, PREFIX, WEIGHTS, _saved_shapes, check_weights, latest_checkpoint,  # noqa: F401
+                          list_checkpoints, load, load_weights, read_config, require_dir, require_file)
 from ..config import ModelConfig
-from ..models import build_model
+from ..errors import CheckpointError  # re-exported
 from .config import TrainConfig
 
-CONFIG, WEIGHTS, OPTIMIZER, STATE, METRICS = (
-    "config.json", "model.safetensors", "optimizer.pt", "trainer_state.json", "metrics.jsonl")
-PREFIX = "checkpoint-"
+OPTIMIZER, STATE, METRICS = "optimizer.pt", "trainer_state.json", "metrics.jsonl"
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint directory is missing, incomplete, corrupted or does not fit the model."""
 
 
 @dataclass
@@ -151,20 +151,6 @@ def write_checkpoint(
 # finding and pruning checkpoints of a run
 
 
-def list_checkpoints(run_dir: str | Path) -> list[Path]:
-    """The complete step checkpoints of a run directory, oldest first."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        return []
-    found = [p for p in run_dir.iterdir() if p.is_dir() and p.name.startswith(PREFIX)]
-    return sorted(found, key=lambda p: p.name)  # zero-padded step numbers sort as text
-
-
-def latest_checkpoint(run_dir: str | Path) -> Path | None:
-    found = list_checkpoints(run_dir)
-    return found[-1] if found else None
-
-
 def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
     """Delete all but the newest ``keep`` step checkpoints (``best``/``averaged`` stay)."""
     for old in list_checkpoints(run_dir)[:-keep]:
@@ -181,102 +167,32 @@ def remove_temporaries(run_dir: str | Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# reading
-
-
-def _require_dir(checkpoint_dir: str | Path) -> Path:
-    path = Path(checkpoint_dir)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint directory {path} does not exist")
-    if not path.is_dir():
-        raise CheckpointError(f"{path} is a file, not a checkpoint directory")
-    if not (path / CONFIG).exists():
-        latest = latest_checkpoint(path)
-        hint = (f"; it looks like a training run directory, pass one of its checkpoints, e.g. {latest}"
-                if latest else f"; it holds {sorted(p.name for p in path.iterdir()) or 'nothing'}")
-        raise CheckpointError(f"{path} has no {CONFIG}, so it is not a complete checkpoint{hint}")
-    return path
-
-
-def read_config(checkpoint_dir: str | Path) -> dict[str, Any]:
-    """``config.json`` as a dict with keys ``qkv_version``, ``model`` and ``train``."""
-    path = _require_dir(checkpoint_dir) / CONFIG
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path} is not valid JSON ({e}); the checkpoint is corrupted") from None
-    if "model" not in data:
-        raise CheckpointError(f"{path} has no 'model' section (found keys {sorted(data)})")
-    return data
-
-
-def read_trainer_state(checkpoint_dir: str | Path) -> TrainerState:
-    path = _require_file(_require_dir(checkpoint_dir), STATE)
-    try:
-        return TrainerState.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as e:
-        raise CheckpointError(f"{path} cannot be read as trainer state ({e})") from None
+# reading (the rest lives in qkv.checkpoint, which decoding uses without the trainer)
 
 
 def read_optimizer_state(checkpoint_dir: str | Path) -> dict[str, Any]:
     """The optimizer/scheduler/scaler state dicts; ``weights_only`` refuses pickled code."""
-    path = _require_file(_require_dir(checkpoint_dir), OPTIMIZER)
+    path = require_file(require_dir(checkpoint_dir), OPTIMIZER)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for a damaged zip/pickle
-        raise CheckpointError(f"{path} is truncated or corrupted ({type(e).__name__}: {e})") from None
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" not in str(e):
+            raise CheckpointError(f"{path} is truncated or corrupted (UnpicklingError: {e})") from None
+        # weights_only refuses pickles that would construct arbitrary objects (run code):
+        # say the file was refused as unsafe, not that it is damaged.
+        reason = str(e).split("\n")[-1].strip() or "it holds objects other than tensors and plain containers"
+        raise CheckpointError(f"{path} was refused as unsafe: loading it would run code from the file "
+                              f"({reason[:160]}); only load optimizer states you wrote yourself") from None
+    except Exception as e:  # torch raises several types for a damaged zip
+        raise CheckpointError(f"{path} is truncated or corrupted ({type(e).__name__}: {str(e)[:200]})") from None
 
 
-def _require_file(directory: Path, name: str) -> Path:
-    path = directory / name
-    if not path.is_file():
-        raise CheckpointError(f"{directory} has no {name}; the checkpoint is incomplete")
-    return path
-
-
-def _saved_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Tensor name → shape from a safetensors header, failing clearly on a damaged file."""
+def read_trainer_state(checkpoint_dir: str | Path) -> TrainerState:
+    path = require_file(require_dir(checkpoint_dir), STATE)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is truncated or corrupted and cannot be read ({e})") from None
-
-
-def _shared_groups(state: dict[str, torch.Tensor]) -> dict[str, frozenset[str]]:
-    """Name → all names of the same tensor (tied weights appear under several names)."""
-    by_ptr: dict[tuple, set[str]] = {}
-    for name, t in state.items():
-        key = (t.data_ptr(), tuple(t.shape)) if t.numel() else (name,)
-        by_ptr.setdefault(key, set()).add(name)
-    return {name: frozenset(group) for group in by_ptr.values() for name in group}
-
-
-def check_weights(path: Path, model: nn.Module) -> None:
-    """Raise :class:`CheckpointError` unless the file at ``path`` fits ``model`` exactly.
-
-    Names the first tensors whose shapes differ (expected from the model's config, found in the
-    file), and the tensors missing or unexpected, instead of torch's long strict-load dump.
-    """
-    found = _saved_shapes(path)
-    expected = {k: v for k, v in model.state_dict().items()}
-    groups = _shared_groups(expected)
-    wrong = [f"{k}: config expects {tuple(expected[k].shape)}, file has {found[k]}"
-             for k in expected if k in found and tuple(expected[k].shape) != found[k]]
-    missing = sorted(k for k in expected if not (groups[k] & found.keys()))
-    unexpected = sorted(k for k in found if k not in expected)
-    problems = []
-    if wrong:
-        problems.append(f"{len(wrong)} tensor(s) have the wrong shape — " + "; ".join(wrong[:3]))
-    if missing:
-        problems.append(f"{len(missing)} tensor(s) the config's model needs are missing — {missing[:3]}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} tensor(s) in the file are not in the model — {unexpected[:3]}")
-    if problems:
-        raise CheckpointError(
-            f"{path} does not match the model its {CONFIG} describes: " + " | ".join(problems)
-            + ". The weights and the config come from different models."
-        )
+        return TrainerState.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as e:
+        raise CheckpointError(f"{path} cannot be read as trainer state ({e})") from None
 
 
 def check_model_config(checkpoint_dir: str | Path, config: ModelConfig) -> None:
@@ -286,30 +202,6 @@ def check_model_config(checkpoint_dir: str | Path, config: ModelConfig) -> None:
     if diff:
         details = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs model {current.get(k)!r}" for k in diff[:5])
         raise CheckpointError(f"{checkpoint_dir} was trained with a different ModelConfig ({details})")
-
-
-def load_weights(model: nn.Module, checkpoint_dir: str | Path) -> None:
-    """Copy a checkpoint's weights into ``model`` in place, after checking they fit."""
-    path = _require_file(_require_dir(checkpoint_dir), WEIGHTS)
-    check_weights(path, model)
-    device = next(model.parameters()).device
-    load_model(model, str(path), strict=True, device=str(device))
-
-
-def load(checkpoint_dir: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
-    """The model saved in a checkpoint directory, rebuilt from its config, in eval mode.
-
-    Raises :class:`CheckpointError` for a missing directory or file, a truncated or corrupted
-    ``model.safetensors``, or weights whose shapes do not match the config.
-    """
-    data = read_config(checkpoint_dir)
-    try:
-        config = ModelConfig.from_dict(data["model"])
-    except (ValueError, TypeError) as e:
-        raise CheckpointError(f"{Path(checkpoint_dir) / CONFIG} holds an invalid model config: {e}") from None
-    model = build_model(config).to(device)
-    load_weights(model, checkpoint_dir)
-    return model.eval()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,7 +219,7 @@ def average_checkpoints(checkpoint_dirs: list[str | Path], out_dir: str | Path) 
     total: dict[str, torch.Tensor] = {}
     dtypes: dict[str, torch.dtype] = {}
     for d in checkpoint_dirs:
-        path = _require_file(_require_dir(d), WEIGHTS)
+        path = require_file(require_dir(d), WEIGHTS)
         if total and _saved_shapes(path) != {k: tuple(v.shape) for k, v in total.items()}:
             raise CheckpointError(f"{path} has different tensors from {checkpoint_dirs[0]}; cannot average")
         with safe_open(str(path), framework="pt") as f:

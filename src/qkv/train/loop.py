@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..errors import ConfigError, TrainingError  # TrainingError re-exported
 from . import distributed, runtime
 from .checkpoint import (METRICS, CheckpointError, TrainerState, average_checkpoints, check_model_config,
                          checkpoint_name, latest_checkpoint, list_checkpoints, load_weights, prune_checkpoints,
@@ -43,10 +44,6 @@ Batches = Callable[[int], Iterable[dict[str, Any]]]
 Evaluate = Callable[[nn.Module], dict[str, float]]
 # Ordered so that ranks agree on one reason by taking the maximum of their indices.
 STOP_REASONS = (None, "max_steps", "max_epochs", "time_budget", "early_stopping", "interrupted")
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (a non-finite loss or gradient, a step without labelled tokens)."""
 
 
 @dataclass(frozen=True)
@@ -81,18 +78,20 @@ class Trainer:
         kind = runtime.device_type(config.device)
         self.dist = distributed.setup(kind)
         self.device = distributed.device_for(self.dist, kind)
-        runtime.check_precision(config.precision, self.device)
+        # The resolved precision ("auto" → bf16 or fp32 for this machine); the config keeps
+        # what was asked for, so a resumed run on other hardware resolves it anew.
+        self.precision = runtime.resolve_precision(config.precision, self.device)
         seed_everything(config.seed + self.dist.rank)  # ranks differ only in their dropout masks
         self.model = model.to(self.device).train()
         runtime.set_gradient_checkpointing(self.model, config.gradient_checkpointing)
         self._ddp = distributed.wrap(self.model, self.dist)  # None in a single process
         if config.early_stopping_patience is not None and evaluate is None:
-            raise ValueError(f"early_stopping_patience={config.early_stopping_patience} needs an evaluate "
+            raise ConfigError(f"early_stopping_patience={config.early_stopping_patience} needs an evaluate "
                              f"callable to watch {config.early_stopping_metric!r}; pass evaluate=...")
         self.optimizer = build_optimizer(self.model, config)
         self.total_steps = self._total_steps()
         self.scheduler = build_schedule(self.optimizer, config, self.total_steps)
-        self.scaler = runtime.grad_scaler(config.precision, self.device)
+        self.scaler = runtime.grad_scaler(self.precision, self.device)
         self.state = TrainerState()
         self._saved_step: int | None = None
         self.log = MetricsLog(self.output_dir / METRICS, enabled=self.dist.is_main)
@@ -181,7 +180,7 @@ class Trainer:
         for i, batch in enumerate(local):
             last = i == len(local) - 1
             with self._ddp.no_sync() if self._ddp is not None and not last else nullcontext():
-                with runtime.autocast(self.config.precision, self.device):
+                with runtime.autocast(self.precision, self.device):
                     logits = self._ddp(batch) if self._ddp is not None else self.model.forward_batch(batch)
                 summed, _ = smoothed_cross_entropy(logits, batch["labels"], self.config.label_smoothing)
                 self.scaler.scale(summed * scale).backward()
@@ -336,8 +335,9 @@ class Trainer:
         if not self.dist.is_main or self.state.step > 0 or self._saved_step is not None:
             return
         if list_checkpoints(self.output_dir):
-            raise CheckpointError(f"{self.output_dir} already holds checkpoints; call trainer.resume() "
-                                  f"to continue that run, or choose another output_dir")
+            raise CheckpointError(f"{self.output_dir} already holds checkpoints of another run; continue it "
+                                  f"(`qkv train PRESET --resume {self.output_dir}`, or Trainer.resume() before "
+                                  f"fit() in Python) or write this run to another folder")
         self.log.start()
 
     def _restore_rng(self) -> None:

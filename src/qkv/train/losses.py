@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-IGNORE_INDEX = -100  # torch's default ignore_index; the collators mark padding with it
+from ..data.collate import IGNORE_INDEX  # the one definition: the collators mark no-loss labels with it
 
 
 def smoothed_cross_entropy(
