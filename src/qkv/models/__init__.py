@@ -10,6 +10,7 @@ from .encoder import EncoderModel
 from .lm import LanguageModel
 from .lstm import LSTMLanguageModel, LSTMSeq2Seq
 from .seq2seq import Seq2Seq
+from .unused import unused_fields
 
 FAMILIES = {
     ("transformer", "seq2seq"): Seq2Seq,
@@ -38,5 +39,5 @@ def describe(model: nn.Module) -> str:
     )
 
 
-__all__ = ["build_model", "describe", "n_params", "Seq2Seq", "LanguageModel", "EncoderModel",
+__all__ = ["build_model", "describe", "n_params", "unused_fields", "Seq2Seq", "LanguageModel", "EncoderModel",
            "LSTMSeq2Seq", "LSTMLanguageModel", "FAMILIES"]

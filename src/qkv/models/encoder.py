@@ -2,7 +2,7 @@
 sequence-classification head.
 
     ids ─▶ encoder stack (bidirectional) ─▶ hidden ─┬▶ MLM head: dense, act, norm, tied output ─▶ (B, T, V)
-                                                    └▶ classify head: pool (CLS / mean), dense, tanh ─▶ (B, C)
+                                                    └▶ classify head: pool (CLS / mean / max), dense, tanh ─▶ (B, C)
 
 Both heads sit on the same body (``self.encoder``), so a classifier can start from an MLM
 checkpoint by loading the body's weights.
@@ -20,13 +20,26 @@ from ..nn.stack import Stack
 from .common import OutputHead, init_token_embedding, init_weights
 
 
+# The MLM head is one dense layer, with no second projection for a gate to multiply, so a gated
+# activation (Shazeer, 2020) gives the head its gate's function: SwiGLU → SiLU, GEGLU → GELU.
+HEAD_ACTIVATION = {"swiglu": "silu", "geglu": "gelu"}
+
+
+def head_activation(activation: str) -> str:
+    """The element-wise activation the MLM head uses for the config's ``activation``."""
+    return HEAD_ACTIVATION.get(activation, activation)
+
+
 class MLMHead(nn.Module):
-    """BERT's prediction head: dense → activation → norm → output tied to the embedding."""
+    """BERT's prediction head: dense → activation → norm → output tied to the embedding.
+
+    The activation is the body's (:func:`head_activation` maps a gated one to its gate's).
+    """
 
     def __init__(self, cfg: ModelConfig, embed: nn.Embedding) -> None:
         super().__init__()
         self.dense = nn.Linear(cfg.d_model, cfg.d_model)
-        self.act = ACTIVATION[cfg.activation if cfg.activation in ACTIVATION else "gelu"]
+        self.act = ACTIVATION[head_activation(cfg.activation)]
         self.norm = build_norm(cfg)
         self.out = OutputHead(cfg, embed)
 

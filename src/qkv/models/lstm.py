@@ -5,6 +5,12 @@ the encoder states (Luong, Pham & Manning, 2015), computed for all target positi
 after the recurrent pass — the recurrence itself is what cannot be parallelised over time.
 ``LSTMLanguageModel``: embedding → LSTM → tied output. Both take the same batches and expose
 the same ``encode``/``decode``/``new_cache`` surface as the Transformer families.
+
+Of the config they read the sizes, the two dropouts (``dropout_embed`` on the embeddings,
+``dropout_residual`` between and after the LSTM layers), ``tie_embeddings``, ``output_bias`` and
+``embed_scale`` — which here only picks the embedding's initial std (d^-½ rather than
+``init_std``): there is no √d multiplier, the LSTM's input weights take the table as it is.
+The Transformer-only switches are listed by ``qkv.models.unused_fields``.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..config import ModelConfig
 from ..generate import GenerationMixin
+from ..nn.ids import check_ids
 from .common import OutputHead, init_token_embedding
 
 
@@ -25,7 +32,9 @@ class RecurrentState:
         self.state: tuple[Tensor, Tensor] | None = None
         self.length = 0
 
-    def reorder(self, index: Tensor) -> None:
+    def reorder(self, index: Tensor, cross: bool = True) -> None:
+        """Select batch rows ``index`` ``(B',)`` (beam search). ``cross`` is ``KVCache``'s flag for
+        its encoder keys/values; an LSTM's attention reads the memory, which the caller reorders."""
         if self.state is not None:
             self.state = tuple(s.index_select(1, index) for s in self.state)
 
@@ -60,12 +69,14 @@ class LSTMSeq2Seq(GenerationMixin, nn.Module):
 
     def encode(self, src: Tensor, src_mask: Tensor | None = None) -> Tensor:
         """src ``(B, S)`` → encoder states ``(B, S, d)`` (forward and backward halves)."""
+        check_ids(src, self.embed.num_embeddings, "src")
         out, _ = _run(self.encoder, self.embed_dropout(self.embed(src)), src_mask)
         return out
 
     def decode(self, tgt: Tensor, memory: Tensor, src_mask: Tensor | None = None,
                tgt_mask: Tensor | None = None, cache: RecurrentState | None = None) -> Tensor:
         """tgt ``(B, T)`` → logits ``(B, T, V)``; with ``cache`` the state carries over."""
+        check_ids(tgt, self.embed.num_embeddings, "tgt_in")
         x = self.embed_dropout(self.embed(tgt))
         state = cache.state if cache is not None else None
         h, state = self.decoder(x, state)  # (B, T, d)
@@ -95,6 +106,7 @@ class LSTMLanguageModel(GenerationMixin, nn.Module):
         self.config = cfg
         d, p = cfg.d_model, cfg.dropout_residual
         self.embed = nn.Embedding(cfg.vocab_size, d)
+        self.embed_dropout = nn.Dropout(cfg.dropout_embed)  # as in LSTMSeq2Seq and the Transformers
         self.lstm = nn.LSTM(d, d, cfg.n_layers, batch_first=True, dropout=p if cfg.n_layers > 1 else 0.0)
         self.dropout = nn.Dropout(p)
         self.head = OutputHead(cfg, self.embed)
@@ -102,8 +114,9 @@ class LSTMLanguageModel(GenerationMixin, nn.Module):
 
     def forward(self, input_ids: Tensor, mask: Tensor | None = None, cache: RecurrentState | None = None) -> Tensor:
         """input_ids ``(B, T)`` → logits ``(B, T, V)``. Prompts must be right-padded or unpadded."""
+        check_ids(input_ids, self.embed.num_embeddings)
         state = cache.state if cache is not None else None
-        h, state = self.lstm(self.dropout(self.embed(input_ids)), state)
+        h, state = self.lstm(self.embed_dropout(self.embed(input_ids)), state)
         if cache is not None:
             cache.state, cache.length = state, cache.length + input_ids.shape[1]
         return self.head(self.dropout(h))

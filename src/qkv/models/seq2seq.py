@@ -22,8 +22,8 @@ class Seq2Seq(GenerationMixin, nn.Module):
         super().__init__()
         self.config = cfg
         embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.encoder = Stack(cfg, embed, causal=False)
-        self.decoder = Stack(cfg, embed, causal=True, cross=True)
+        self.encoder = Stack(cfg, embed, causal=False, ids_name="src")
+        self.decoder = Stack(cfg, embed, causal=True, cross=True, ids_name="tgt_in")
         self.head = OutputHead(cfg, embed)
         init_weights(self, cfg)
         init_token_embedding(embed, cfg)

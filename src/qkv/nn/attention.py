@@ -20,10 +20,14 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..registry import Registry
-from .masks import CAUSAL
+from .masks import CAUSAL, to_additive
 from .position import PositionTerms, apply_rotary
 
 ATTENTION = Registry("attention")
+
+# Each scorer says whether it is ``fusable``: whether its score is the plain q·k that
+# ``scaled_dot_product_attention`` computes itself. A scorer that is not (additive) must take the
+# reference path, or the fused kernel would silently compute dot-product attention instead.
 
 
 @ATTENTION.register("dot")
@@ -120,9 +124,7 @@ def fused_attention(
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, scale=scale, is_causal=True)
     attn_mask = mask
     if bias is not None:
-        attn_mask = bias.to(q.dtype)
-        if mask is not None:
-            attn_mask = attn_mask.masked_fill(~mask, float("-inf"))
+        attn_mask = bias.to(q.dtype) if mask is None else to_additive(mask, q.dtype, bias=bias)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale)
 
 
@@ -199,8 +201,12 @@ class KVCache:
 class MultiHeadAttention(nn.Module):
     """Multi-head (and grouped/multi-query) attention with the score, scale and ties of the config.
 
-    ``forward(x, memory=None, ...)``: self-attention when ``memory`` is None, otherwise
-    cross-attention from ``x`` ``(B, T, d)`` to ``memory`` ``(B, S, d)``. Returns ``(B, T, d)``.
+    ``forward(x, memory=None, ...)``: self-attention over ``x`` ``(B, T, d)``, or — for a module
+    built with ``cross=True`` — cross-attention from ``x`` to ``memory`` ``(B, S, d)``. Returns
+    ``(B, T, d)``. ``cross`` fixes which at construction: a cross-attention module projects
+    keys/values from ``memory`` (or reads them from its cache) and needs one of the two; a
+    self-attention module projects q, k, v together and refuses ``memory``, so miswiring fails
+    loudly instead of attending to the wrong sequence.
     Set ``capture = True`` to keep the attention weights of the next forward in ``weights``
     ``(B, H, T, S)`` (this switches the module to the reference path).
     """
@@ -272,27 +278,40 @@ class MultiHeadAttention(nn.Module):
         cache: LayerCache | None = None,
     ) -> Tensor:
         B, T, _ = x.shape
-        if memory is None:
-            q, k, v = self._project_self(x)  # (B, H, T, D), (B, G, T, D), (B, G, T, D)
-            if terms is not None and terms.rotary is not None:
-                cos, sin = terms.rotary
-                q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-            if cache is not None:
-                k, v = cache.append(k, v)  # (B, G, S, D) with S = cached + T
+        if self.cross:
+            q, k, v = self._cross_qkv(x, memory, cache)  # (B, H, T, D), (B, G, S, D), (B, G, S, D)
+        elif memory is not None:
+            raise ValueError("memory given to a self-attention module; build it with cross=True "
+                             "to attend to memory")
         else:
-            q = self._heads(self.q_proj(x), self.n_heads)
-            if cache is not None and cache.k is not None:
-                k, v = cache.k, cache.v  # encoder keys/values were computed at the first step
-            else:
-                k, v = self._project_memory(memory)  # (B, G, S, D)
-                if cache is not None:
-                    cache.store(k, v)
+            q, k, v = self._self_qkv(x, terms, cache)  # (B, H, T, D), (B, G, S, D), (B, G, S, D)
         if self.n_kv != self.n_heads:  # grouped-query: each k/v head serves H/G query heads
             k = k.repeat_interleave(self.n_heads // self.n_kv, dim=1)  # (B, H, S, D)
             v = v.repeat_interleave(self.n_heads // self.n_kv, dim=1)
         out = self._attend(q, k, v, mask, terms)  # (B, H, T, D)
         out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.d_head)  # (B, T, H·D)
         return self.out_proj(out)
+
+    def _self_qkv(self, x: Tensor, terms: PositionTerms | None, cache: LayerCache | None):
+        q, k, v = self._project_self(x)  # (B, H, T, D), (B, G, T, D), (B, G, T, D)
+        if terms is not None and terms.rotary is not None:
+            cos, sin = terms.rotary
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if cache is not None:
+            k, v = cache.append(k, v)  # (B, G, S, D) with S = cached + T
+        return q, k, v
+
+    def _cross_qkv(self, x: Tensor, memory: Tensor | None, cache: LayerCache | None):
+        q = self._heads(self.q_proj(x), self.n_heads)  # (B, H, T, D)
+        if cache is not None and cache.k is not None:
+            return q, cache.k, cache.v  # encoder keys/values were computed at the first step
+        if memory is None:
+            raise ValueError("cross-attention needs memory (the encoder output) or a cache that "
+                             "already holds its keys/values")
+        k, v = self._project_memory(memory)  # (B, G, S, D)
+        if cache is not None:
+            cache.store(k, v)
+        return q, k, v
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, terms: PositionTerms | None) -> Tensor:
         fusable = self.scorer.fusable and (terms is None or terms.rel_k is None)

@@ -3,7 +3,8 @@
 Masks are boolean and broadcast to scores of shape ``(B, H, T, S)`` (batch, heads, queries,
 keys). They are combined with ``&``. ``torch.nn.functional.scaled_dot_product_attention`` uses
 the same polarity for boolean masks, so no conversion is needed there; the one place a
-different convention is needed (an additive float bias) goes through :func:`to_additive`.
+different convention is needed — a float mask added to the scores, which the fused kernel takes
+when a position bias (ALiBi, T5) must ride along — goes through :func:`to_additive`.
 """
 
 from __future__ import annotations
@@ -89,9 +90,15 @@ def ensure_nonempty_rows(mask: Tensor) -> Tensor:
     return mask | empty
 
 
-def to_additive(mask: Tensor, dtype: torch.dtype) -> Tensor:
-    """Boolean "may attend" mask → additive bias (0 where allowed, -inf where not)."""
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))
+def to_additive(mask: Tensor, dtype: torch.dtype, bias: Tensor | None = None) -> Tensor:
+    """Boolean "may attend" mask → float mask to add to the scores: ``bias`` (or 0) where
+    allowed, -inf where not.
+
+    mask ``(B|1, 1|H, T|1, S)`` bool; bias broadcastable against it, e.g. ``(B|1, H, T, S)``
+    → the broadcast shape of the two, in ``dtype``.
+    """
+    base = bias.to(dtype) if bias is not None else torch.zeros((), dtype=dtype, device=mask.device)
+    return base.masked_fill(~mask, float("-inf"))
 
 
 def positions_from_mask(token_mask: Tensor) -> Tensor:

@@ -45,7 +45,6 @@ class PositionScheme(nn.Module):
     """Base: contributes nothing. ``max_positions`` is a hard length limit (None = none)."""
 
     max_positions: int | None = None
-    fusable: bool = True  # False when attention needs the explicit-weights path
 
     def absolute(self, pos: Tensor) -> Tensor | None:
         return None
@@ -103,11 +102,9 @@ class ShawRelative(PositionScheme):
 
     Learned vectors a^K, a^V for each clipped distance ``clip(j - i, -k, k)``:
     ``e_ij = q_i·(k_j + a^K_ij) / √d`` and ``z_i = Σ_j p_ij (v_j + a^V_ij)``. The value term needs
-    the attention weights, so this scheme always takes the reference attention path.
+    the attention weights, so attention takes the reference path whenever ``rel_k`` is present.
     Shared across heads (as in the paper) and across the layers of a stack.
     """
-
-    fusable = False
 
     def __init__(self, cfg: ModelConfig, causal: bool) -> None:
         super().__init__()

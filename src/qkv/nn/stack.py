@@ -19,6 +19,7 @@ from ..config import ModelConfig
 from . import masks
 from .attention import KVCache
 from .block import build_decoder_layer, build_encoder_layer
+from .ids import check_ids
 from .norm import build_norm
 from .position import build_position
 
@@ -27,19 +28,23 @@ class Stack(nn.Module):
     """Encoder stack (``causal=False``) or decoder stack (``causal=True``, optionally with cross).
 
     ``embed`` is injected so a seq2seq model can share one table between encoder, decoder and
-    output projection (Press & Wolf, 2017).
+    output projection (Press & Wolf, 2017). ``ids_name`` is what an out-of-vocabulary error
+    calls the ids (``src`` and ``tgt_in`` in a seq2seq model). Only the decoder of an
+    encoder-decoder (``cross=True``) has ``n_decoder_layers`` layers; every other stack, the
+    decoder-only LM's included, has ``n_layers``, as the LSTM baselines and ``describe`` count.
     """
 
-    def __init__(self, cfg: ModelConfig, embed: nn.Embedding, causal: bool, cross: bool = False) -> None:
+    def __init__(self, cfg: ModelConfig, embed: nn.Embedding, causal: bool, cross: bool = False,
+                 ids_name: str = "input_ids") -> None:
         super().__init__()
-        self.cfg, self.causal, self.cross = cfg, causal, cross
+        self.cfg, self.causal, self.cross, self.ids_name = cfg, causal, cross, ids_name
         self.embed = embed
         self.embed_scale = math.sqrt(cfg.d_model) if cfg.embed_scale else 1.0  # question 8
         self.position = build_position(cfg, causal)
         self.segment = nn.Embedding(cfg.type_vocab_size, cfg.d_model) if cfg.type_vocab_size else None
         self.embed_norm = build_norm(cfg) if cfg.embed_norm else None
         self.dropout = nn.Dropout(cfg.dropout_embed)
-        n = cfg.decoder_layers if causal else cfg.n_layers
+        n = cfg.decoder_layers if cross else cfg.n_layers
         if causal:
             self.layers = nn.ModuleList(build_decoder_layer(cfg, cross) for _ in range(n))
         else:
@@ -112,6 +117,7 @@ class Stack(nn.Module):
         if token_mask is not None and token_mask.shape != (B, S):
             raise ValueError(f"token_mask has shape {tuple(token_mask.shape)}, expected {(B, S)} (cached + new)")
         pos_q, pos_k = self.positions(T, token_mask, offset, ids.device)
+        check_ids(ids, self.embed.num_embeddings, self.ids_name)
         x = self.embed(ids) * self.embed_scale  # (B, T, d)
         absolute = self.position.absolute(pos_q)
         if absolute is not None:
