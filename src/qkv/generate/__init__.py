@@ -5,47 +5,17 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 
 from .beam import beam_search, length_penalty
+from .checks import MAX_NEW_TOKENS_LIMIT, check_input, check_settings, context_window, crop_notice
 from .greedy import greedy
 from .sampling import sample, top_k_filter, top_p_filter
 from .stepper import Stepper
-
-MAX_NEW_TOKENS_LIMIT = 100_000
-
-
-class GenerationError(ValueError):
-    """A generation request qkv refuses, with the reason and the fix."""
-
-
-def _check(model: nn.Module, input_ids: Tensor, mask: Tensor | None, max_new_tokens: int, beams: int,
-           allow_extrapolation: bool) -> None:
-    cfg = model.config
-    if input_ids.dim() != 2 or input_ids.numel() == 0:
-        raise GenerationError(f"input_ids must be a non-empty (batch, length) tensor, got shape {tuple(input_ids.shape)}")
-    if mask is not None and mask.shape != input_ids.shape:
-        raise GenerationError(f"mask shape {tuple(mask.shape)} differs from input_ids shape {tuple(input_ids.shape)}")
-    if mask is not None and not mask.any(dim=1).all():
-        raise GenerationError("a row of the batch is all padding; give every row at least one real token")
-    if not 0 < max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
-        raise GenerationError(f"max_new_tokens={max_new_tokens} must be in [1, {MAX_NEW_TOKENS_LIMIT}]")
-    if beams < 1:
-        raise GenerationError(f"beams={beams} must be a positive integer (1 = greedy)")
-    if int(input_ids.max()) >= cfg.vocab_size or int(input_ids.min()) < 0:
-        raise GenerationError(f"input_ids hold ids outside the vocabulary [0, {cfg.vocab_size})")
-    needed = max_new_tokens + (1 if cfg.family == "seq2seq" else input_ids.shape[1])
-    prompt = input_ids.shape[1]
-    extrapolates = cfg.position in ("sinusoidal", "rope", "alibi", "t5_bias", "shaw", "none")
-    if cfg.arch == "transformer" and (prompt > cfg.max_len or needed > cfg.max_len):
-        if cfg.position == "learned" or not (allow_extrapolation and extrapolates):
-            raise GenerationError(
-                f"input of {prompt} tokens plus max_new_tokens={max_new_tokens} needs {needed} positions, "
-                f"over the model's max_len={cfg.max_len}; shorten the input or lower max_new_tokens"
-                + ("" if cfg.position == "learned" else
-                   f", or pass allow_extrapolation=True ({cfg.position!r} positions can run past max_len)")
-            )
+from ..errors import GenerationError, QkvNotice  # GenerationError re-exported
 
 
 def generate(
@@ -73,14 +43,27 @@ def generate(
     Returns ``(B, S + L)`` for decoder-only (prompt then new tokens) and ``(B, L)`` new tokens
     for seq2seq; rows that end early are padded with ``pad_id`` after their EOS.
     ``eos_id=-1`` means the config's; None never stops early.
+
+    A decoder-only Transformer asked for more than ``max_len`` positions (prompt plus
+    ``max_new_tokens``) warns once and predicts every token from the last ``max_len`` tokens
+    alone, as nanoGPT does; ``allow_extrapolation=True`` runs a position scheme that can go past
+    ``max_len`` (all but ``learned``) past it instead. A seq2seq request past ``max_len`` and
+    every setting out of range raise :class:`GenerationError`. Beam sampling is not supported.
     """
     cfg = model.config
-    _check(model, input_ids, mask, max_new_tokens, beams, allow_extrapolation)
+    check_settings(cfg, max_new_tokens=max_new_tokens, beams=beams, length_alpha=length_alpha,
+                   early_stopping=early_stopping, do_sample=do_sample, temperature=temperature, top_k=top_k,
+                   top_p=top_p, repetition_penalty=repetition_penalty, seed=seed, eos_id=eos_id,
+                   allow_extrapolation=allow_extrapolation)
+    check_input(model, input_ids, mask)
+    window = context_window(cfg, input_ids.shape[1], max_new_tokens, allow_extrapolation)
+    if window is not None:
+        warnings.warn(crop_notice(cfg, input_ids.shape[1], max_new_tokens), QkvNotice, stacklevel=2)
     eos = cfg.eos_id if eos_id == -1 else eos_id
     was_training = model.training
     model.eval()
     try:
-        stepper = Stepper(model, input_ids, mask, max_new_tokens)
+        stepper = Stepper(model, input_ids, mask, max_new_tokens, window)
         if do_sample:
             gen = torch.Generator(device=input_ids.device)
             gen.manual_seed(seed if seed is not None else torch.seed())
@@ -103,5 +86,5 @@ class GenerationMixin:
         return generate(self, input_ids, mask, **kwargs)
 
 
-__all__ = ["generate", "GenerationMixin", "GenerationError", "greedy", "beam_search", "sample",
-           "Stepper", "length_penalty", "top_k_filter", "top_p_filter"]
+__all__ = ["generate", "GenerationMixin", "GenerationError", "MAX_NEW_TOKENS_LIMIT", "greedy", "beam_search",
+           "sample", "Stepper", "length_penalty", "top_k_filter", "top_p_filter"]

@@ -5,6 +5,11 @@ decoder from ``start_id``, cross-attend to the cached encoder keys/values) and a
 LM (run the left-padded prompt once, then extend its mask by one real token per step). The
 search algorithms — greedy, beam, sampling — only ever call ``prefill``, ``step`` and
 ``reorder``.
+
+With ``window`` (decoder-only), the model only ever sees the last ``window`` tokens, at
+positions ``0 .. window-1`` — nanoGPT's ``idx[:, -block_size:]`` — so a model with learned
+positions can generate past ``max_len``. The KV cache fills as usual until it holds ``window``
+positions; from then on each step rebuilds it from the window (``refill``).
 """
 
 from __future__ import annotations
@@ -14,18 +19,29 @@ from torch import Tensor, nn
 
 
 class Stepper:
-    """Drives ``model`` with a KV cache. ``input_ids`` ``(B, S)``, ``mask`` ``(B, S)`` bool."""
+    """Drives ``model`` with a KV cache. ``input_ids`` ``(B, S)``, ``mask`` ``(B, S)`` bool.
 
-    def __init__(self, model: nn.Module, input_ids: Tensor, mask: Tensor | None, max_new_tokens: int) -> None:
+    ``window``: crop a decoder-only context to its last ``window`` tokens (None = never crop).
+    """
+
+    def __init__(self, model: nn.Module, input_ids: Tensor, mask: Tensor | None, max_new_tokens: int,
+                 window: int | None = None) -> None:
         self.model, self.cfg = model, model.config
         self.seq2seq = self.cfg.family == "seq2seq"
+        if window is not None and self.seq2seq:
+            raise ValueError("a context window crops a decoder-only prompt; seq2seq sources are not cropped")
         B, S = input_ids.shape
-        self.input_ids = input_ids
+        self.input_ids = input_ids  # the whole prompt: what sampling's repetition penalty has seen
+        self.window = window
+        context = input_ids[:, -window:] if window is not None else input_ids  # (B, ≤ window)
+        mask = mask[:, -window:] if mask is not None and window is not None else mask
+        # The last `window` tokens (decoder-only, cropped); refilling the cache needs them.
+        self.context = context
         # No padding → no mask at all: positions then come from the cache offset and the
         # one-query steps need no masking, which keeps the per-token work to the layers alone.
         self.mask = mask if mask is not None and not bool(mask.all()) else None
         cache_len = max_new_tokens + (1 if self.seq2seq else S)
-        self.cache = model.new_cache(max_len=cache_len)
+        self.cache = model.new_cache(max_len=cache_len if window is None else min(cache_len, window))
         self.memory: Tensor | None = None
 
     def prefill(self) -> Tensor:
@@ -34,7 +50,7 @@ class Stepper:
             self.memory = self.model.encode(self.input_ids, self.mask)
             start = torch.full((self.input_ids.shape[0], 1), self.cfg.start_id, device=self.input_ids.device)
             return self.model.decode(start, self.memory, self.mask, cache=self.cache)[:, -1]
-        return self.model(self.input_ids, self.mask, cache=self.cache)[:, -1]
+        return self.model(self.context, self.mask, cache=self.cache)[:, -1]
 
     def step(self, tokens: Tensor) -> Tensor:
         """Feed the newest tokens ``(B,)``; logits ``(B, V)`` for the next."""
@@ -43,7 +59,27 @@ class Stepper:
             return self.model.decode(tokens, self.memory, self.mask, cache=self.cache)[:, -1]
         if self.mask is not None:
             self.mask = torch.cat([self.mask, self.mask.new_ones(tokens.shape)], dim=1)
-        return self.model(tokens, self.mask, cache=self.cache)[:, -1]
+        if self.window is None:
+            return self.model(tokens, self.mask, cache=self.cache)[:, -1]
+        self.context = torch.cat([self.context, tokens], dim=1)[:, -self.window :]  # (B, ≤ window)
+        if self.mask is not None:
+            self.mask = self.mask[:, -self.window :]
+        if self.cache.length < self.window:
+            return self.model(tokens, self.mask, cache=self.cache)[:, -1]
+        return self.refill()
+
+    def refill(self) -> Tensor:
+        """Rebuild the cache from the context window alone; logits ``(B, V)`` for the next token.
+
+        Once the window slides, every token in it moves down one position, so every cached key
+        (a function of its position, through the embedding or the rotation) is stale: the whole
+        window is run again, from position 0 — nanoGPT's crop, each token predicted from at
+        most the last ``window`` tokens.
+        """
+        if self.mask is not None and bool(self.mask.all()):
+            self.mask = None  # the window has slid past the left padding
+        self.cache = self.model.new_cache(max_len=self.window)
+        return self.model(self.context, self.mask, cache=self.cache)[:, -1]
 
     def reorder(self, index: Tensor, same_source: bool = False) -> None:
         """Keep rows ``index`` ``(B',)`` of every per-row state (beam search).
@@ -54,6 +90,8 @@ class Stepper:
         and only the self-attention caches (each beam's own history) are gathered.
         """
         self.cache.reorder(index, cross=not same_source)
+        if self.window is not None:
+            self.context = self.context.index_select(0, index)  # each beam has its own history
         if same_source:
             return
         if self.mask is not None:
