@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import TokenBudgetBatchSampler
+from ..data import IGNORE_INDEX, TokenBudgetBatchSampler
+from ..errors import CheckpointError
 from ..tokenize import KINDS
 from ..tokenize import fast as fast_tokenize
 
@@ -39,7 +40,7 @@ def find_tokenizer(checkpoint_dir: str | Path):
     for folder in (checkpoint_dir, checkpoint_dir.parent):
         if (folder / TOKENIZER_FILE).exists():
             return fast_tokenize.load(folder / TOKENIZER_FILE)
-    raise FileNotFoundError(
+    raise CheckpointError(
         f"no {TOKENIZER_FILE} in {checkpoint_dir} or {checkpoint_dir.parent}; "
         f"pass the checkpoint folder written by `qkv train`"
     )
@@ -75,7 +76,7 @@ def mean_token_loss(model: nn.Module, batches) -> dict[str, float]:
         logits = model.forward_batch(batch)
         labels = batch["labels"]
         total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
-                                 ignore_index=-100, reduction="sum").item()
-        count += int((labels != -100).sum())
+                                 ignore_index=IGNORE_INDEX, reduction="sum").item()
+        count += int((labels != IGNORE_INDEX).sum())
     loss = total / max(count, 1)
     return {"loss": loss, "ppl": math.exp(min(loss, 50.0))}

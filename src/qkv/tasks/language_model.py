@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from ..config import ModelConfig
 from ..data import load_austen, load_shakespeare, random_lm_batch, sequential_lm_batches
-from ..train.config import TrainConfig
+from .base import Task, fixed
 from .common import mean_token_loss, tokenizer_for
 
 LOADERS = {"shakespeare": load_shakespeare, "austen": load_austen}
+SPLITS = {"shakespeare": ("val",), "austen": ("val", "test")}  # Shakespeare has no test split
 
 
 class RandomWindows:
@@ -41,19 +43,21 @@ class RandomWindows:
             yield random_lm_batch(self.stream, self.context, self.batch_size, gen)
 
 
-@dataclass
-class LanguageModelTask:
-    name: str
-    corpus: str
-    model: ModelConfig
-    train: TrainConfig
-    batch_size: int = 12
+@dataclass(kw_only=True)
+class LanguageModelTask(Task):
+    corpus: str = fixed()
+    batch_size: int = 12  # windows of max_len tokens per step
     steps_per_epoch: int = 500
     vocab_size: int = 260  # 256 bytes + 4 specials: byte level, i.e. characters for ASCII text
     tokenizer_kind: str = "byte_bpe"
-    description: str = ""
-    test_limit: int | None = None
     _data: dict = field(default_factory=dict, repr=False)
+
+    family: ClassVar[str] = "lm"
+    test_split: ClassVar[str] = "val"
+
+    @property
+    def splits(self) -> tuple[str, ...]:  # type: ignore[override]
+        return SPLITS[self.corpus]
 
     @property
     def context(self) -> int:
@@ -63,9 +67,12 @@ class LanguageModelTask:
         self.tok = tokenizer_for(out_dir, self.tokenizer_kind, self.vocab_size,
                                  lambda: LOADERS[self.corpus]("train").splitlines(keepends=True))
         for split in ("train", "val"):
-            text = LOADERS[self.corpus](split)
-            self._data[split] = torch.tensor(self.tok.encode(text, add_special_tokens=False), dtype=torch.long)
+            self._data[split] = self._encode(split)
         return self.tok
+
+    def _encode(self, split: str) -> torch.Tensor:
+        text = LOADERS[self.corpus](split)
+        return torch.tensor(self.tok.encode(text, add_special_tokens=False), dtype=torch.long)
 
     def model_config(self) -> ModelConfig:
         return self.model.replace(vocab_size=self.tok.vocab_size, pad_id=self.tok.pad_id,
@@ -75,14 +82,17 @@ class LanguageModelTask:
         return RandomWindows(self._data["train"], self.context, self.batch_size, self.steps_per_epoch,
                              self.train.seed)
 
-    def evaluate(self, model: nn.Module) -> dict[str, float]:
-        return mean_token_loss(model, sequential_lm_batches(self._data["val"], self.context, 64))
+    def evaluate(self, model: nn.Module, split: str = "val") -> dict[str, float]:
+        if split not in self._data:
+            self._data[split] = self._encode(split)
+        return mean_token_loss(model, sequential_lm_batches(self._data[split], self.context, 64))
 
-    def test(self, model: nn.Module, split: str = "val", beams: int = 1, limit: int | None = None) -> dict:
-        """Validation loss per token (nats; per character for the byte-level Shakespeare) and a sample."""
-        result = self.evaluate(model)
+    def test(self, model: nn.Module, split: str | None = None, beams: int = 1, limit: int | None = None) -> dict:
+        """Loss per token of ``split`` (nats; per character for the byte-level Shakespeare) and a sample."""
+        split = self.check_split(split)
+        result = self.evaluate(model, split)
         prompt = torch.tensor([self.tok.encode("\n", add_special_tokens=False)])
-        room = self.context - prompt.shape[1]  # learned positions stop at the context length
-        sample = model.generate(prompt, max_new_tokens=room, do_sample=True, seed=0, eos_id=None)
-        result.update(split="val", tokens=len(self._data["val"]), sample=self.tok.decode(sample[0].tolist()))
+        sample = model.generate(prompt, max_new_tokens=self.context - prompt.shape[1], do_sample=True, seed=0,
+                                eos_id=None)
+        result.update(split=split, tokens=len(self._data[split]), sample=self.tok.decode(sample[0].tolist()))
         return result

@@ -11,39 +11,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from ..config import ModelConfig
 from ..data import ClassificationCollator, MLMCollator, load_sst2
-from ..train.checkpoint import load
-from ..train.config import TrainConfig
+from ..checkpoint import load
+from ..errors import ConfigError, DataError
+from .base import Task, fixed
 from .common import budget_batches, mean_token_loss, tokenizer_for
 
 
-@dataclass
-class SST2Task:
-    name: str
-    objective: str  # "mlm" or "classify"
-    model: ModelConfig
-    train: TrainConfig
+@dataclass(kw_only=True)
+class SST2Task(Task):
+    objective: str = fixed()  # "mlm" or "classify"
     vocab_size: int = 8000
     max_tokens: int = 4000
     tokenizer_kind: str = "wordpiece"
     # WordPiece merge score. "frequency" (what HF's WordPieceTrainer and BERT-style vocabularies
     # use) keeps frequent words whole. The textbook "likelihood" score, count(ab)/(count(a)count(b)),
     # prefers pairs whose parts rarely occur apart: on SST-2 at 8k it spells out rare words
-    # ("newfoundland") while "the" and "new" stay split into letters (3.1 tokens a dev word, not
-    # 1.3); a bag of those subwords reaches 70% dev accuracy against 81% with the frequency
-    # vocabulary (benchmarks/sst2_vocab_probe.py), and the encoder 73.5% against 81.9%.
+    # ("newfoundland") while "the" and "new" stay split into letters, and both a bag of those
+    # subwords and the encoder classify far worse (docs/benchmarks.md, the vocabulary probe).
     tokenizer_score: str = "frequency"
     init_from: str | None = None  # an MLM checkpoint whose encoder starts the classifier
     mask_prob: float = 0.8  # 1.0 with random_prob 0.0 is the "100% [MASK]" ablation
     random_prob: float = 0.1
-    description: str = ""
-    test_limit: int | None = None
     _data: dict = field(default_factory=dict, repr=False)
+
+    family: ClassVar[str] = "encoder"
+    splits: ClassVar[tuple[str, ...]] = ("dev",)  # SST-2's test labels are not public
+    test_split: ClassVar[str] = "dev"
 
     def prepare(self, out_dir: Path):
         source = Path(self.init_from).parent if self.init_from else out_dir
@@ -51,7 +51,8 @@ class SST2Task:
             out_dir.mkdir(parents=True, exist_ok=True)
             found = next((p for p in (Path(self.init_from), source) if (p / "tokenizer.json").exists()), None)
             if found is None:
-                raise FileNotFoundError(f"no tokenizer.json next to init_from={self.init_from}")
+                raise DataError(f"no tokenizer.json in init_from={self.init_from} or the run folder above it; "
+                                f"point init_from at a checkpoint folder written by `qkv train mlm-sst2`")
             (out_dir / "tokenizer.json").write_bytes((found / "tokenizer.json").read_bytes())
         self.tok = tokenizer_for(out_dir, self.tokenizer_kind, self.vocab_size,
                                  lambda: [s for s, _ in load_sst2("train")], lowercase=True,
@@ -100,7 +101,7 @@ class SST2Task:
         body = {k: v for k, v in load(self.init_from).state_dict().items() if k.startswith("encoder.")}
         missing = [k for k in body if k not in model.state_dict()]
         if missing:
-            raise ValueError(f"init_from={self.init_from} does not fit this model: {missing[:3]}")
+            raise ConfigError(f"init_from={self.init_from} does not fit this model: {missing[:3]}")
         model.load_state_dict(body, strict=False)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
@@ -118,5 +119,7 @@ class SST2Task:
                 correct += int((logits.argmax(-1) == batch["labels"]).sum())
         return {"accuracy": correct / len(data)}
 
-    def test(self, model: nn.Module, split: str = "dev", beams: int = 1, limit: int | None = None) -> dict:
-        return {**self.evaluate(model), "split": "dev", "n": len(self._data["dev"])}
+    def test(self, model: nn.Module, split: str | None = None, beams: int = 1, limit: int | None = None) -> dict:
+        """Dev accuracy (classify) or held-out MLM loss (mlm)."""
+        split = self.check_split(split)
+        return {**self.evaluate(model), "split": split, "n": len(self._data[split])}

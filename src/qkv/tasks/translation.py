@@ -7,8 +7,10 @@ search on the test set at the end.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import sacrebleu
 import torch
@@ -16,19 +18,45 @@ from torch import nn
 
 from ..config import ModelConfig
 from ..data import TranslationCollator, load_multi30k, load_tatoeba
+from ..errors import InputError, QkvNotice
 from ..generate import generate
-from ..train.config import TrainConfig
+from .base import Task, fixed
 from .common import budget_batches, mean_token_loss, tokenizer_for
 
 LOADERS = {"multi30k": load_multi30k, "tatoeba": load_tatoeba}
 
 
+def encode_sources(tok, sentences: list[str], max_len: int, eos_id: int, *, truncate: bool = False) -> list[list[int]]:
+    """Source ids with EOS, each at most ``max_len`` long.
+
+    An over-long sentence is refused with the limit named (the model has ``max_len`` positions);
+    ``truncate=True`` cuts it instead and says, once, how many sentences lost how many tokens.
+    """
+    encoded = tok.encode_batch(sentences, add_special_tokens=False)
+    limit = max_len - 1  # room for EOS
+    long = [i for i, ids in enumerate(encoded) if len(ids) > limit]
+    if long and not truncate:
+        first = long[0]
+        raise InputError(f"input {first + 1} is {len(encoded[first])} tokens long, over this model's limit of "
+                         f"{limit} source tokens (max_len={max_len}); split it into shorter sentences, or pass "
+                         f"--truncate (truncate=True) to cut it")
+    if long:
+        cut = sum(len(encoded[i]) - limit for i in long)
+        warnings.warn(f"cut {len(long)} of {len(sentences)} inputs to {limit} tokens ({cut} tokens dropped)",
+                      QkvNotice, stacklevel=3)
+    return [ids[:limit] + [eos_id] for ids in encoded]
+
+
 def translate(model: nn.Module, tok, sentences: list[str], *, beams: int = 4, batch_size: int = 64,
-              max_new_tokens: int | None = None, length_alpha: float = 0.6) -> list[str]:
+              max_new_tokens: int | None = None, length_alpha: float = 0.6, truncate: bool = False) -> list[str]:
     """Translate ``sentences`` in length-sorted batches; returns them in the input order."""
     cfg = model.config
+    if cfg.family != "seq2seq":
+        raise InputError(f"this is a {cfg.family!r} model, not a translator (family 'seq2seq')")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size={batch_size!r} must be a positive integer (sentences per batch)")
     device = next(model.parameters()).device
-    encoded = [tok.encode(s, add_special_tokens=False)[: cfg.max_len - 1] + [cfg.eos_id] for s in sentences]
+    encoded = encode_sources(tok, sentences, cfg.max_len, cfg.eos_id, truncate=truncate)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     out: list[str] = [""] * len(sentences)
     for start in range(0, len(order), batch_size):
@@ -58,23 +86,23 @@ def score(hypotheses: list[str], references: list[str], tokenize: str = "13a") -
     }
 
 
-@dataclass
-class TranslationTask:
-    """A corpus, a direction and the recipe to train on it."""
+@dataclass(kw_only=True)
+class TranslationTask(Task):
+    """A parallel corpus, a direction and the recipe to train on it."""
 
-    name: str
-    corpus: str
-    source: int  # index of the source side in the loader's pairs
-    bleu_tokenize: str
-    model: ModelConfig
-    train: TrainConfig
+    corpus: str = fixed()
+    source: int = fixed()  # index of the source side in the loader's pairs
+    bleu_tokenize: str = fixed("13a")
     vocab_size: int = 8000
-    max_tokens: int = 6000
+    max_tokens: int = 3500  # padded tokens per batch (source or target side, whichever is longer)
     tokenizer_kind: str = "byte_bpe"
-    description: str = ""
     train_limit: int | None = None  # use only the first N training pairs (small-data runs, tests)
     test_limit: int | None = None  # score only the first N test pairs
     _data: dict = field(default_factory=dict, repr=False)
+
+    family: ClassVar[str] = "seq2seq"
+    splits: ClassVar[tuple[str, ...]] = ("train", "val", "test")
+    test_split: ClassVar[str] = "test"
 
     @property
     def target(self) -> int:
@@ -116,9 +144,12 @@ class TranslationTask:
         batches = (self.collate(data[i : i + 128]) for i in range(0, len(data), 128))
         return mean_token_loss(model, batches)
 
-    def test(self, model: nn.Module, split: str = "test", beams: int = 4, limit: int | None = None) -> dict:
+    def test(self, model: nn.Module, split: str | None = None, beams: int = 4, limit: int | None = None) -> dict:
+        """sacreBLEU / chrF of beam search on ``split`` (default test; "val" also scores)."""
+        split = self.check_split(split)
         pairs = self.pairs(split)[: limit or self.test_limit]
-        hyps = translate(model, self.tok, [s for s, _ in pairs], beams=beams)
+        # Scoring never refuses a sentence: one longer than the model's positions is cut (and said).
+        hyps = translate(model, self.tok, [s for s, _ in pairs], beams=beams, truncate=True)
         result = score(hyps, [t for _, t in pairs], self.bleu_tokenize)
         result.update(split=split, beams=beams, n=len(pairs), examples=[
             {"source": s, "reference": t, "hypothesis": h} for (s, t), h in list(zip(pairs, hyps))[:5]])

@@ -15,8 +15,8 @@ saved: WordPiece encoding needs no merge list.
 
 Which score to use: the likelihood score prefers pairs whose parts rarely occur apart, so at a
 small vocabulary it spends the budget on spelling out rare words while frequent ones stay split
-(on SST-2 at 8k: "the" and "new" in letters, 3.1 tokens per word against 1.3 with "frequency",
-and a bag-of-subwords classifier at 70% against 81% — `benchmarks/sst2_vocab_probe.py`). The
+(on SST-2 at 8k, "the" and "new" stay in letters; the measured cost to a classifier is in
+docs/benchmarks.md, from `benchmarks/sst2_vocab_probe.py`). The
 likelihood score stays the default because it is the algorithm this class documents; the SST-2
 presets train with `score="frequency"`.
 
