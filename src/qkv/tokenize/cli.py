@@ -1,21 +1,21 @@
 """`qkv tokenizer train|encode`: train a tokenizer on a corpus, or show how a text is cut.
 
-    python -m qkv.tokenize.cli train --corpus multi30k --kind bpe --vocab 8000 --out tok.json
-    python -m qkv.tokenize.cli encode tok.json "Zwei Hunde spielen im Schnee."
+    qkv tokenizer train --corpus multi30k --kind bpe --vocab 8000 --out tok.json
+    qkv tokenizer encode tok.json "Zwei Hunde spielen im Schnee."
 
-`add_subparser` registers the same commands under the top-level `qkv` command.
+`add_subparser` registers these commands under the top-level `qkv` command, whose one exit
+path prints their errors (``TokenizerError``, ``DataError``, ``InputError``) as one line.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from typing import Sequence
 
+from qkv.data import CORPORA
 from qkv.tokenize import KINDS, TokenizerError, load
-from qkv.tokenize._corpus import CORPORA, read_corpus
+from qkv.tokenize._corpus import read_corpus
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -83,22 +83,3 @@ def add_subparser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentPa
     encode.add_argument("--no-special", action="store_true", help="no <s>/</s> or [CLS]/[SEP]")
     encode.set_defaults(run=cmd_encode)
     return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point for `python -m qkv.tokenize.cli ...` (same commands as `qkv tokenizer ...`)."""
-    parser = argparse.ArgumentParser(prog="qkv")
-    add_subparser(parser.add_subparsers(dest="command", required=True))
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] != "tokenizer":
-        argv = ["tokenizer", *argv]
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except (TokenizerError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
