@@ -142,6 +142,20 @@ def test_resume_may_extend_the_run_and_records_it(runs, tmp_path):
     assert json.loads((run / "final" / "config.json").read_text())["final_from"] in ("averaged", "checkpoint-00000006")
 
 
+def test_resume_refuses_a_checkpoint_of_another_recipe(runs, tmp_path):
+    # A run started when the preset had other defaults: its checkpoint's config.json says so.
+    run = tmp_path / "mt"
+    subprocess.run(["cp", "-r", str(runs / "mt"), str(run)], check=True)
+    config_file = run / "checkpoint-00000004" / "config.json"
+    config = json.loads(config_file.read_text())
+    config["train"]["warmup_steps"] = 600
+    config_file.write_text(json.dumps(config))
+    before = tree_digest(run)
+    err = clean_error(qkv("train", "translate-de-en", "--resume", str(run), "max_steps=6"), "warmup_steps=600")
+    assert "qkv: hint: resume it as it was trained: add warmup_steps=600" in err
+    assert tree_digest(run) == before
+
+
 def test_out_naming_a_file(runs):
     clean_error(qkv("train", "translate-de-en", "--out", str(runs / "mt" / "task.json")), "is a file")
 

@@ -58,3 +58,12 @@ def test_translation_test_scores_the_split_asked_for(tmp_path):
 def test_a_split_the_corpus_lacks_is_refused(name, split):
     with pytest.raises(ConfigError, match=f"no split '{split}'"):
         get_task(name).check_split(split)
+
+
+def test_an_override_the_model_cannot_use_is_said(recwarn):
+    from qkv.errors import QkvNotice
+
+    configure("translate-de-en", ["pooling=max", "d_model=64"])
+    notices = [str(w.message) for w in recwarn if issubclass(w.category, QkvNotice)]
+    assert notices == ["pooling has no effect on translate-de-en's model: only the encoder's classify head pools "
+                       "or has classes"]

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,8 +29,8 @@ import torch
 
 from ..checkpoint import CONFIG, WEIGHTS, latest_checkpoint, list_checkpoints, read_config
 from ..config import ModelConfig, field_names, split_item
-from ..errors import CheckpointError, ConfigError, InputError
-from ..models import build_model, describe
+from ..errors import CheckpointError, ConfigError, InputError, QkvNotice
+from ..models import build_model, describe, unused_fields
 from ..train import Trainer
 from ..train.checkpoint import atomic_directory
 from ..train.config import TrainConfig
@@ -81,7 +82,12 @@ def configure(preset: str, overrides: list[str]) -> Task:
     task = get_task(preset)
     model, train, options = split_overrides(task, overrides)
     task = task.with_options(options)
-    return dataclasses.replace(task, model=task.model.override(model), train=task.train.override(train))
+    task = dataclasses.replace(task, model=task.model.override(model), train=task.train.override(train))
+    inert = unused_fields(task.model)
+    for key in dict.fromkeys(split_item(item)[0] for item in model):  # said once per key
+        if key in inert:
+            warnings.warn(f"{key} has no effect on {preset}'s model: {inert[key]}", QkvNotice, stacklevel=2)
+    return task
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,6 +210,34 @@ def resume_overrides(run_dir: Path, preset: str, overrides: list[str]) -> tuple[
     return before + accepted, accepted
 
 
+def check_checkpoint_recipe(checkpoint: Path, task: Task) -> None:
+    """Refuse to resume a checkpoint trained with another recipe than the one now configured.
+
+    task.json records the overrides, not the preset's defaults; if a preset's defaults changed
+    since the run started (a newer qkv), the checkpoint's own config.json still says how it was
+    trained. Only the SAFE_ON_RESUME fields and the time budget may differ; ``precision`` is
+    compared after "auto" is resolved for this machine.
+    """
+    from ..train import runtime
+
+    saved = TrainConfig.from_dict(read_config(checkpoint).get("train", {}))
+    device = torch.device(runtime.device_type(task.train.device))
+    ours = {**task.train.to_dict(), "precision": runtime.resolve_precision(task.train.precision, device)}
+    theirs = {**saved.to_dict(), "precision": runtime.resolve_precision(saved.precision, device)}
+    differ = [k for k in ours if ours[k] != theirs[k] and k not in SAFE_ON_RESUME | {"max_minutes"}]
+    if differ:
+        shown = ", ".join(f"{k}={theirs[k]!r} in {checkpoint.name}, {ours[k]!r} now" for k in differ[:4])
+        fix = " ".join(f"{k}={_override_text(theirs[k])}" for k in differ)
+        raise InputError(f"{checkpoint} was trained with another recipe ({shown})",
+                         hint=f"resume it as it was trained: add {fix}")
+
+
+def _override_text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return "none" if value is None else str(value)
+
+
 # ---------------------------------------------------------------------------------------------
 # qkv train
 
@@ -227,6 +261,8 @@ def train(preset: str, overrides: list[str], *, out: str | None = None, resume: 
     task = configure(preset, overrides)  # every override checked before anything is written
     if max_minutes is not None:
         task = dataclasses.replace(task, train=task.train.replace(max_minutes=max_minutes))
+    if resume:
+        check_checkpoint_recipe(checkpoint or latest_checkpoint(run_dir), task)
     start = time.time()
     with removed_on_early_failure(run_dir) if not resume else nullcontext():
         trainer = _start(task, run_dir, resume=bool(resume), checkpoint=checkpoint, start=start)
