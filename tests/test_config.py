@@ -64,7 +64,7 @@ def test_bad_overrides(item, words):
 def test_json_round_trip_and_unknown_keys():
     cfg = ModelConfig(position="alibi", attention_scale=0.3, n_kv_heads=2, window=5)
     assert ModelConfig.from_json(cfg.to_json()) == cfg
-    with pytest.raises(ConfigError, match="unknown field 'heads' \\(not a ModelConfig field\\); did you mean n_heads"):
+    with pytest.raises(ConfigError, match="unknown field 'heads' \\(not a ModelConfig field\\); did you mean .*n_heads"):
         ModelConfig.from_dict({**cfg.to_dict(), "heads": 3})
 
 

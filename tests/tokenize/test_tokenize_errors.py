@@ -39,7 +39,7 @@ def test_unknown_wordpiece_score():
 
 def test_missing_file(tmp_path):
     for loader in (load, fast.load):
-        with pytest.raises(FileNotFoundError, match="no tokenizer file"):
+        with pytest.raises(TokenizerError, match="no tokenizer file"):
             loader(tmp_path / "nope.json")
 
 
