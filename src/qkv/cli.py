@@ -6,6 +6,8 @@
     qkv translate CHECKPOINT "Ein Mann fährt Fahrrad."   (or lines on stdin / --file)
     qkv generate CHECKPOINT --prompt "ROMEO:"
     qkv tokenizer train|encode ...
+    qkv ask N [--size smoke|full]        answer one of the 35 questions by measurement
+    qkv report                           the lab's results as docs/lab/README.md and report.html
     qkv bench
 
 One exit path: an expected failure (any :class:`~qkv.errors.QkvError`) prints
@@ -244,9 +246,11 @@ def parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_inference(sub)
 
-    from .tokenize.cli import add_subparser
+    from .lab.cli import add_subparser as add_lab
+    from .tokenize.cli import add_subparser as add_tokenizer
 
-    add_subparser(sub)
+    add_tokenizer(sub)
+    add_lab(sub)
 
     b = sub.add_parser("bench", help="speed benchmarks against the peers (quick size)")
     b.add_argument("--full", action="store_true")
