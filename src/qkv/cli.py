@@ -21,9 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import warnings
-from typing import Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
 
 from . import __version__
 from .errors import InputError, QkvError, QkvNotice
@@ -141,7 +145,7 @@ def _read_lines(path: str | None) -> list[str]:
     """Lines of ``path`` (or standard input), decoded as UTF-8 with the problem named if not."""
     source = path or "standard input"
     try:
-        data = open(path, "rb").read() if path else sys.stdin.buffer.read()
+        data = Path(path).read_bytes() if path else sys.stdin.buffer.read()
     except OSError as e:
         raise InputError(f"--file {path}: {e.strerror}") from None
     try:
@@ -220,6 +224,30 @@ def _add_inference(sub: argparse._SubParsersAction) -> None:
     g.set_defaults(fn=cmd_generate)
 
 
+@contextmanager
+def _ctrl_c_remembered() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C raises KeyboardInterrupt as usual, and is also remembered.
+
+    Python runs a signal handler when native code next checks for signals; a library that
+    checks inside a long native call (the Rust tokenizers do) can swallow the exception, and the
+    command would then finish and exit 0 as if never interrupted. The flag catches that.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: bool(received)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with qkv's one exit path: a usage mistake is one error line and a hint."""
 
@@ -263,10 +291,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parse(parser(), argv)
         fn = getattr(args, "fn", None) or args.run  # `qkv tokenizer` registers `run`
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _ctrl_c_remembered() as interrupted:
             warnings.simplefilter("always", QkvNotice)  # each notice is said once per call; say it
             warnings.showwarning = _note
-            return fn(args) or 0
+            code = fn(args) or 0
+        if interrupted():  # a native call swallowed the KeyboardInterrupt; the exit code still says it
+            raise KeyboardInterrupt
+        return code
     except QkvError as err:
         return _fail(str(err), err.hint)
     except KeyboardInterrupt as err:
