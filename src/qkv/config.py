@@ -13,7 +13,7 @@ import difflib
 import json
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Union, get_args, get_origin
 
 from .errors import ConfigError  # re-exported
