@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import os
 import shutil
 import time
 import warnings
@@ -31,7 +30,7 @@ from ..checkpoint import CONFIG, WEIGHTS, latest_checkpoint, list_checkpoints, r
 from ..config import ModelConfig, field_names, split_item
 from ..errors import CheckpointError, ConfigError, InputError, QkvNotice
 from ..models import build_model, describe, unused_fields
-from ..train import Trainer
+from ..train import Trainer, distributed
 from ..train.checkpoint import atomic_directory
 from ..train.config import TrainConfig
 from . import get_task
@@ -150,7 +149,7 @@ def removed_on_early_failure(run_dir: Path) -> Iterator[None]:
 
 
 def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0  # torchrun sets RANK; rank 0 owns the folder
+    return distributed.launched_rank() == 0  # rank 0 owns the run folder
 
 
 def write_final(run_dir: Path, source: Path) -> Path:

@@ -43,6 +43,11 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def launched_rank() -> int:
+    """This process's rank as torchrun announced it (0 alone), readable before the group exists."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup(device_type: str) -> Dist:
     """Join the process group ``torchrun`` described in the environment (idempotent)."""
     if not launched_by_torchrun():
