@@ -6,9 +6,15 @@ PY     := $(VENV)/bin/python
 TORCH  ?= torch==2.13.0
 DEMO_MINUTES ?= 10
 
-.PHONY: setup test demo bench clean
+.PHONY: setup system test demo bench clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed system
+
+# System packages the tests need: Debian's chromium renders the lab report in a real browser.
+system:
+	@command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null) \
+		|| (echo "make setup: could not install Debian's chromium (needed by tests/lab/test_lab_browser.py); install it with apt-get install chromium" >&2; exit 1)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
