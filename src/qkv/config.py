@@ -23,7 +23,7 @@ Arch = Literal["transformer", "lstm"]
 Attention = Literal["dot", "additive"]
 Scale = Literal["sqrt_dk", "none"]
 Position = Literal["sinusoidal", "learned", "shaw", "t5_bias", "rope", "alibi", "none"]
-Norm = Literal["layer", "rms", "batch"]
+Norm = Literal["layer", "rms", "batch", "batch_naive"]
 Placement = Literal["post", "pre"]
 Activation = Literal["relu", "gelu", "gelu_tanh", "silu", "swiglu", "geglu"]
 Head = Literal["mlm", "classify"]
@@ -97,6 +97,7 @@ class ModelConfig(Config):
     attention: Attention = "dot"
     attention_scale: Union[Scale, float] = "sqrt_dk"
     tie_qk: bool = False
+    causal_mask: bool = True  # False: decoders see the future too (question 16's "cheating" model)
     window: int | None = None
     bias: bool = True
     # positions
@@ -117,6 +118,7 @@ class ModelConfig(Config):
     activation: Activation = "relu"
     # embeddings and output
     embed_scale: bool = True
+    embed_init_std: float | None = None  # None: d_model^-½ when embed_scale, else init_std
     tie_embeddings: bool = True
     type_vocab_size: int = 0
     output_bias: bool = False
@@ -265,6 +267,8 @@ def _check_values(c: ModelConfig) -> None:
     for name in ("dropout_embed", "dropout_residual", "dropout_attention", "dropout_activation"):
         p = getattr(c, name)
         _require(0.0 <= p < 1.0, f"{name}={p} must be a probability in [0, 1)")
+    _require(c.embed_init_std is None or c.embed_init_std > 0,
+             f"embed_init_std={c.embed_init_std} must be > 0 or None")
     if isinstance(c.attention_scale, float) or isinstance(c.attention_scale, int):
         _require(c.attention_scale > 0, f"attention_scale={c.attention_scale} must be > 0")
     _require(

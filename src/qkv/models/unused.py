@@ -18,6 +18,7 @@ from ..config import ModelConfig
 LSTM_READS = frozenset({
     "family", "arch", "vocab_size", "d_model", "n_layers", "n_decoder_layers", "max_len",
     "dropout_embed", "dropout_residual", "tie_embeddings", "output_bias", "embed_scale", "init_std",
+    "embed_init_std",
     "pad_id", "bos_id", "eos_id", "decoder_start_id",
 })
 
@@ -43,6 +44,8 @@ def _family_unused(cfg: ModelConfig) -> dict[str, str]:
     if cfg.family != "seq2seq":
         out["n_decoder_layers"] = "only an encoder-decoder has a second stack (an LM has n_layers)"
         out["decoder_start_id"] = "only an encoder-decoder starts a decoder from a fixed id"
+    if cfg.family == "encoder":
+        out["causal_mask"] = "an encoder has no causal mask to drop"
     if cfg.family != "encoder":
         out["head"] = "only family='encoder' chooses between an MLM and a classifier head"
     if cfg.family == "encoder" and cfg.head == "classify":

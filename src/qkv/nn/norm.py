@@ -85,5 +85,18 @@ class MaskedBatchNorm(nn.Module):
         return (x - mean) * torch.rsqrt(var + self.eps) * self.weight + self.bias
 
 
+@NORM.register("batch_naive")
+class NaiveBatchNorm(MaskedBatchNorm):
+    """BatchNorm as written for images: statistics over every position, padding included.
+
+    The padded positions' values (whatever the layers made of the pad embedding) enter the
+    mean and variance, so a real token's output depends on how much padding shares its batch —
+    the failure ``norm="batch"`` avoids by counting real tokens only (questions 12, 13).
+    """
+
+    def forward(self, x: Tensor, token_mask: Tensor | None = None) -> Tensor:
+        return super().forward(x, None)
+
+
 def build_norm(cfg: ModelConfig) -> nn.Module:
     return NORM[cfg.norm](cfg.d_model, cfg.norm_eps)

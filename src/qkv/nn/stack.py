@@ -38,6 +38,12 @@ class Stack(nn.Module):
                  ids_name: str = "input_ids") -> None:
         super().__init__()
         self.cfg, self.causal, self.cross, self.ids_name = cfg, causal, cross, ids_name
+        # Decoder layers whose self-attention may still see the future (cfg.causal_mask=False):
+        # the "cheating" decoder of question 16. Cached decoding stays causal whatever this says.
+        self.mask_future = causal and cfg.causal_mask
+        # mask_hook(mask, T, S) -> mask: a user's change to the attention mask, applied after
+        # padding ∧ causal ∧ window; it gets a bool (B|1, 1, T|1, S) tensor or None and returns one.
+        self.mask_hook = None
         self.embed = embed
         self.embed_scale = math.sqrt(cfg.d_model) if cfg.embed_scale else 1.0  # question 8
         self.position = build_position(cfg, causal)
@@ -81,15 +87,17 @@ class Stack(nn.Module):
         ``right_padded=None`` looks at ``token_mask`` to find out (one reduction, a host sync on
         CUDA); a caller that knows, such as ``forward_batch`` on a collator's batch, says so.
         """
-        if self.causal and T == S > 1 and not self.cfg.window and (
+        if self.mask_future and T == S > 1 and not self.cfg.window and self.mask_hook is None and (
             token_mask is None or (masks.is_right_padded(token_mask) if right_padded is None else right_padded)
         ):
             return masks.CAUSAL
         pad = masks.padding_mask(token_mask) if token_mask is not None else None
         # A single newest query may see every key, so decoding steps need no causal mask.
-        causal = masks.causal_mask(T, S, device) if self.causal and T > 1 else None
+        causal = masks.causal_mask(T, S, device) if self.mask_future and T > 1 else None
         window = masks.window_mask(T, S, self.cfg.window, device) if self.cfg.window else None
         mask = masks.combine(pad, causal, window)
+        if self.mask_hook is not None:  # the hook always sees the 4-d form (or None)
+            mask = self.mask_hook(mask if mask is None or mask.dim() == 4 else mask[None, None], T, S)
         return masks.ensure_nonempty_rows(mask) if mask is not None else None
 
     def forward(

@@ -10,10 +10,10 @@ from .checkpoint import (CheckpointError, TrainerState, average_checkpoints, lat
                          load)
 from .config import TrainConfig
 from .loop import FitResult, Trainer, TrainingError
-from .losses import IGNORE_INDEX, smoothed_cross_entropy
+from .losses import IGNORE_INDEX, per_position_loss, smoothed_cross_entropy
 from .optim import build_optimizer, param_groups
 from .schedules import build_schedule, noam_peak_lr
 
 __all__ = ["TrainConfig", "Trainer", "FitResult", "TrainingError", "CheckpointError", "TrainerState", "load",
            "average_checkpoints", "latest_checkpoint", "list_checkpoints", "smoothed_cross_entropy",
-           "IGNORE_INDEX", "build_optimizer", "param_groups", "build_schedule", "noam_peak_lr"]
+           "per_position_loss", "IGNORE_INDEX", "build_optimizer", "param_groups", "build_schedule", "noam_peak_lr"]

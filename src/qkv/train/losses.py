@@ -44,9 +44,23 @@ def smoothed_cross_entropy(
     return loss.sum(), keep.sum()
 
 
+def per_position_loss(logits: Tensor, labels: Tensor, ignore_index: int = IGNORE_INDEX) -> tuple[Tensor, Tensor]:
+    """Summed cross-entropy and token count at each position: logits ``(B, T, V)``, labels
+    ``(B, T)`` → ``(loss_sum (T,), n_tokens (T,))``.
+
+    Loss by position is how extrapolation is seen (questions 9, 10): a model trained on length
+    L and evaluated on 4L sequences shows, position by position, where it stops working. Sum
+    over batches, then divide; positions no label reaches have count 0.
+    """
+    keep = labels != ignore_index  # (B, T)
+    logp = F.log_softmax(logits.float(), dim=-1)  # (B, T, V)
+    nll = -logp.gather(-1, labels.clamp_min(0)[..., None]).squeeze(-1)  # (B, T)
+    return (nll * keep).sum(0), keep.sum(0)
+
+
 def count_tokens(labels: Tensor, ignore_index: int = IGNORE_INDEX) -> int:
     """How many positions of ``labels`` carry a loss (known before the forward pass)."""
     return int((labels != ignore_index).sum())
 
 
-__all__ = ["smoothed_cross_entropy", "count_tokens", "IGNORE_INDEX"]
+__all__ = ["smoothed_cross_entropy", "per_position_loss", "count_tokens", "IGNORE_INDEX"]
