@@ -13,6 +13,7 @@ import importlib
 import json
 import os
 import platform
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -25,12 +26,24 @@ from .. import __version__
 from ..errors import DataError, InputError
 from .catalog import BY_NUMBER
 
-# question number → module (imported only when asked, so `qkv ask --list` stays quick)
-QUESTIONS: dict[int, str] = {
-    4: "qkv.lab.q04_scaling",
-    5: "qkv.lab.q05_padding",
-    22: "qkv.lab.q22_worked_example",
-}
+QUESTION_FILE = re.compile(r"q(\d\d)_\w+\.py")
+
+
+def _discover() -> dict[int, str]:
+    """question number → module name, from the ``qNN_<name>.py`` files beside this one.
+
+    The modules are imported only when asked (so ``qkv ask --list`` stays quick); adding a
+    question is adding its file.
+    """
+    found = {}
+    for path in sorted(Path(__file__).parent.iterdir()):
+        match = QUESTION_FILE.fullmatch(path.name)
+        if match:
+            found[int(match[1])] = f"{__package__}.{path.stem}"
+    return found
+
+
+QUESTIONS: dict[int, str] = _discover()
 SIZES = ("smoke", "full")
 VERDICTS = ("confirmed", "refuted", "depends", "inconclusive")
 METRICS_FILE = "metrics.json"
