@@ -16,3 +16,12 @@ def smoke_results(tmp_path_factory):
         module = base.question(number)
         runs[number] = module.run("smoke", module.SMOKE_SEEDS, root / base.folder_name(number))
     return root, runs
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _lab_cache(tmp_path_factory):
+    """The shared trained models go to a temporary cache, never into the checkout's runs/."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("QKV_LAB_CACHE", str(tmp_path_factory.mktemp("lab-cache")))
+    yield
+    mp.undo()
