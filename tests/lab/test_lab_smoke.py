@@ -77,7 +77,7 @@ def test_ask_list_shows_all_35_with_status(capsys):
 ])
 def test_ask_refuses_bad_input_with_a_clear_error(argv, words):
     args = parse(argv)
-    with pytest.raises(InputError, match=words.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(InputError, match=re.escape(words)):
         args.fn(args)
 
 
