@@ -16,9 +16,10 @@ import platform
 import re
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -164,6 +165,18 @@ def describe_run(m: dict[str, Any]) -> str:
     return text
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run on one CPU thread, restored afterwards: every model measured gets the same compute,
+    and timings do not depend on a thread pool fighting whatever else the machine runs."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 # -- what every verdict function needs ----------------------------------------------------------
 
 
@@ -204,4 +217,4 @@ def paired_effect(a: list[float], b: list[float], n_sd: float, min_effect: float
 
 __all__ = ["QUESTIONS", "SIZES", "VERDICTS", "METRICS_FILE", "question", "folder_name", "reproduce_command",
            "full_command", "record", "finish", "describe_run", "read_metrics", "recomputed_verdict",
-           "smoke_verdict", "mean", "std", "paired_effect", "hardware", "git_commit"]
+           "smoke_verdict", "mean", "std", "paired_effect", "hardware", "git_commit", "one_thread"]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,16 +104,6 @@ def wide_step_cost(kind: str, seed: int, wide: dict[str, int]) -> float:
     return (time.process_time() - started) / wide["steps"]
 
 
-@contextmanager
-def single_thread():
-    """One intra-op thread: these models are too small to gain from more, and on a shared
-    machine spinning threads would inflate the CPU times that measure cost."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @torch.no_grad()
@@ -162,7 +151,7 @@ def run_cell(kind: str, seed: int, size: dict[str, Any]) -> dict[str, Any]:
 def measure(size: dict[str, Any], seeds: int) -> dict[str, Any]:
     """Every kind for every seed, kinds interleaved within a seed so that costs are compared
     over the same minutes of machine time."""
-    with single_thread():
+    with base.one_thread():
         cells = [run_cell(kind, seed, size) for seed in range(seeds) for kind in KINDS]
     return {"train_len": size["train_len"], "wide": size["wide"], "cells": cells}
 

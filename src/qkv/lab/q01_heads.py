@@ -30,9 +30,8 @@ from __future__ import annotations
 
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -247,15 +246,6 @@ def cost_cell(n_heads: int, n_kv_heads: int, shapes: dict[str, list[int]]) -> di
             "kv_bytes_per_token": kv_bytes_per_token(model)}
 
 
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """One CPU thread: every model gets the same compute, and no thread pool fights a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def training_step(n_heads: int, n_kv_heads: int, batch: int, length: int):
@@ -293,7 +283,7 @@ def throughput(configs: list[tuple[int, int]], shapes: dict[str, list[int]], rou
 
 def run(size: str, seeds: int, out: Path) -> dict[str, Any]:
     started = time.perf_counter()
-    with one_thread():  # every model, trained or timed, gets one core whatever else runs
+    with base.one_thread():  # every model, trained or timed, gets one core whatever else runs
         s = SIZES[size]
         configs = [(h, h) for h in s["heads"]] + [(h, g) for h, g in s["grouped"]]
         runs = [train_cell(TWO, h, g, seed, s["steps"]) for seed in range(seeds) for h, g in configs]

@@ -37,9 +37,8 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -245,22 +244,12 @@ def train_cell(setting: str, tied: bool, seed: int, steps: int) -> dict[str, Any
             "train_s": time.perf_counter() - started}
 
 
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one thread, then restore: these models are too small to gain from more, and on a
-    shared machine a second thread mostly waits for the first."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def run(size: str, seeds: int, out: Path) -> dict[str, Any]:
     started = time.perf_counter()
     s = SIZES[size]
-    with one_thread():
+    with base.one_thread():
         unit = [unit_variance(d, seed) for seed in range(seeds) for d in s["d_heads"]]
         training = [train_cell(setting, tied, seed, s["steps"]) for seed in range(seeds)
                     for setting in s["settings"] for tied in (False, True)]

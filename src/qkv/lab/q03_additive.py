@@ -34,9 +34,8 @@ from __future__ import annotations
 import math
 import time
 import weakref
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -138,15 +137,6 @@ class AllocationTracker(TorchDispatchMode):
         return out
 
 
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Time on one CPU thread: the paths then compete for the same core, not for a shared pool."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def attention_layer(path: str, d_k: int, length: int) -> MultiHeadAttention:
@@ -203,7 +193,7 @@ def cost_cells(s: dict[str, Any], rounds: int) -> list[dict[str, Any]]:
                 memory = measure_memory(layer, x)  # also the warm-up step
                 cells.append({"length": length, "d_k": d_k, "path": path, **analytic(path, length, d_k), **memory,
                               "layer": layer, "x": x, "times_s": []})
-    with one_thread():
+    with base.one_thread():
         for _ in range(rounds):  # a round times every cell once, so slow spells hit all paths alike
             for c in cells:
                 c["times_s"].append(best_time(c["layer"], c["x"], s["repeats"]))

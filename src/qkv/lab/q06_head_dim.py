@@ -28,9 +28,8 @@ from __future__ import annotations
 
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -117,16 +116,6 @@ def model_config(arm: str, d_model: int = TASK["d_model"], d_ff: int = TASK["d_f
                                    n_heads=h, d_head=d_head, init_std=d_model**-0.5)
 
 
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one thread, then restore: step times then measure the work, not the waiting
-    of threads on a shared machine (these models are too small to gain from more)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 # -- cost on paper --------------------------------------------------------------------------------
@@ -259,7 +248,7 @@ def wide_batch(g: torch.Generator) -> dict[str, Tensor]:
 def run(size: str, seeds: int, out: Path) -> dict[str, Any]:
     started = time.perf_counter()
     s = SIZES[size]
-    with one_thread():
+    with base.one_thread():
         costs = [cost(arm) for arm in ARMS]
         training = [train_arm(arm, seed, s["steps"], s["checkpoints"]) for seed in range(seeds) for arm in ARMS]
         wide = wide_times(s["rounds"], s["timed_steps"])

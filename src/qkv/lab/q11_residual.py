@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from matplotlib.ticker import MaxNLocator
@@ -180,22 +179,12 @@ def cell(depth: int, placement: str, residual: bool, seed: int, steps: int) -> d
             **held_out(model), "curve": curve[:: max(1, steps // 50)]}
 
 
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one thread, then restore the count. At these matrix sizes a second thread
-    only adds synchronisation, and on a shared CPU its waits cost more than the work (10× here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def run(size: str, seeds: int, out: Path) -> dict[str, Any]:
     started = time.perf_counter()
     s = SIZES[size]
-    with one_thread():
+    with base.one_thread():
         cells = [cell(d, p, r, seed, s["steps"]) for seed in range(seeds) for d in s["depths"] for p, r in WIRINGS]
         results = {"cells": cells}
         config = {**s, "task": "copy", **TASK, "chance_loss": CHANCE, "init_std": TASK["d_model"] ** -0.5,

@@ -276,16 +276,6 @@ def norm_cell(norm: str, batch: int, seed: int, steps: int, eval_lines: int,
     return cell
 
 
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one thread, then restore the count: at these matrix sizes a second thread
-    only adds synchronisation, which on a shared CPU costs more than the work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 # -- part 3: where the norm sits ----------------------------------------------------------------
@@ -307,7 +297,7 @@ def placement_cell(placement: str, warmup: bool, depth: int, seed: int, steps: i
 def run(size: str, seeds: int, out: Path) -> dict[str, Any]:
     started = time.perf_counter()
     s = SIZES[size]
-    with one_thread():
+    with base.one_thread():
         unigram = unigram_loss(s["eval_lines"])
         norms = [norm_cell(norm, b, seed, s["steps"], s["eval_lines"], probe_naive_twin=norm == "batch")
                  for seed in range(seeds) for b in s["batch_sizes"] for norm in ("layer", "rms", "batch")]

@@ -79,7 +79,7 @@ HOLDS, PARTLY, FAILS = "holds", "holds in part", "does not hold"
 def run(size: str, seeds: int, out: Path) -> dict[str, Any]:
     started = time.perf_counter()
     s = SIZES[size]
-    with lnbn.one_thread():
+    with base.one_thread():
         cells = [lnbn.norm_cell(norm, b, seed, s["steps"], s["eval_lines"])
                  for seed in range(seeds) for b in s["batch_sizes"] for norm in NORMS]
     results = {"norms": cells}

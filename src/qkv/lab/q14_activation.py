@@ -25,7 +25,6 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -170,21 +169,12 @@ def train_cell(activation: str, lr: float, seed: int, s: dict, data: tuple[Tenso
             "curve_every": max(1, steps // 50)}
 
 
-@contextmanager
-def one_thread():
-    """Time steps on one CPU thread: on a shared machine, more threads wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def run(size: str, seeds: int, out: Path) -> dict[str, Any]:
     started = time.perf_counter()
     s = SIZES[size]
-    with one_thread():
+    with base.one_thread():
         data = char_streams(s["eval_tokens"])
         runs = [train_cell(act, lr, seed, s, data)
                 for seed in range(seeds) for lr in s["lrs"] for act in ACTIVATIONS]

@@ -172,7 +172,7 @@ def cell(depth: int, norm: str, placement: str, residual: bool, seed: int, steps
 def run(size: str, seeds: int, out: Path) -> dict[str, Any]:
     started = time.perf_counter()
     s = SIZES[size]
-    with q11.one_thread():
+    with base.one_thread():
         cells = [cell(s["depth"], *v, seed, s["steps"]) for seed in range(seeds) for v in VARIANTS]
         results = {"cells": cells}
         config = {**s, "task": "copy", **q11.TASK, "chance_loss": q11.CHANCE, "init_std": q11.TASK["d_model"] ** -0.5,
