@@ -81,9 +81,18 @@ def test_verdict_flips_when_the_numbers_do():
     assert q14.verdict(flipped)[0] == "refuted"
 
 
+def test_a_variant_worse_than_relu_beyond_noise_is_named_as_such():
+    gains = {act: 0.0 for act in q14.ACTIVATIONS[1:]} | {"swiglu": -0.3}
+    label, reason = q14.verdict(metrics(gains=gains, dead={lr: 0.0 for lr in LRS}))
+    assert label == "refuted"
+    assert "ReLU is better beyond 2 sd of seed noise than swiglu at lr 0.003, swiglu at lr 0.01" in reason
+    assert "within seed noise" not in reason.split("(")[0]
+
+
 @pytest.mark.parametrize("outcomes, expected", [
     (["gain", "gain"], "holds"), (["none", "none"], "fails"), (["none", "unclear"], "unclear"),
-    (["gain", "unclear"], "partial"), (["gain", "none"], "partial"),
+    (["gain", "unclear"], "partial"), (["gain", "none"], "partial"), (["worse", "none"], "fails"),
+    (["worse", "unclear"], "fails"), (["gain", "worse"], "partial"),
 ])
 def test_claim_outcome(outcomes, expected):
     assert q14.claim_outcome(outcomes, "gain") == expected

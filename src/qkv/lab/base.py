@@ -188,6 +188,17 @@ def smoke_verdict(metrics: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+def undecidable(metrics: dict[str, Any], min_seeds: int) -> tuple[str, str] | None:
+    """("inconclusive", why) when the run cannot decide — smoke size, or too few seeds to
+    estimate the seed-to-seed noise — else None. The opening check of every verdict function."""
+    smoke = smoke_verdict(metrics)
+    if smoke:
+        return smoke
+    if metrics["seeds"] < min_seeds:
+        return "inconclusive", f"{metrics['seeds']} seeds cannot estimate seed noise; at least {min_seeds} are needed"
+    return None
+
+
 def full_command(number: int) -> str:
     return f"qkv ask {number} --size full"
 
@@ -217,4 +228,4 @@ def paired_effect(a: list[float], b: list[float], n_sd: float, min_effect: float
 
 __all__ = ["QUESTIONS", "SIZES", "VERDICTS", "METRICS_FILE", "question", "folder_name", "reproduce_command",
            "full_command", "record", "finish", "describe_run", "read_metrics", "recomputed_verdict",
-           "smoke_verdict", "mean", "std", "paired_effect", "hardware", "git_commit", "one_thread"]
+           "smoke_verdict", "undecidable", "mean", "std", "paired_effect", "hardware", "git_commit", "one_thread"]

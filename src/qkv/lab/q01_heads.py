@@ -423,11 +423,9 @@ def grouped_claim(metrics: dict[str, Any]) -> tuple[str, str]:
 
 
 def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
-    smoke = base.smoke_verdict(metrics)
-    if smoke:
-        return smoke
-    if metrics["seeds"] < MIN_SEEDS:
-        return "inconclusive", f"{metrics['seeds']} seeds cannot estimate seed noise; at least {MIN_SEEDS} are needed"
+    undecided = base.undecidable(metrics, MIN_SEEDS)
+    if undecided:
+        return undecided
     claims = {"more heads improve quality": heads_claim(metrics), "more heads are more efficient":
               efficiency_claim(metrics), "GQA/MQA shrink the cache cheaply": grouped_claim(metrics)}
     statuses = [status for status, _ in claims.values()]

@@ -362,11 +362,9 @@ def describe(setting: str, e: dict) -> str:
 
 
 def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
-    smoke = base.smoke_verdict(metrics)
-    if smoke:
-        return smoke
-    if metrics["seeds"] < MIN_SEEDS:
-        return "inconclusive", f"{metrics['seeds']} seeds cannot estimate seed noise; at least {MIN_SEEDS} are needed"
+    undecided = base.undecidable(metrics, MIN_SEEDS)
+    if undecided:
+        return undecided
     u, per = unit_summary(metrics), effects(metrics)
     unit_text = (f"tied score matrices have asymmetry ≤ {u['asymmetry']:.1e} and least eigenvalue ratio "
                  f"{u['min_eig']:+.1e}; at d_head {u['d_head']} the own score is the row maximum in "

@@ -291,11 +291,9 @@ def combined(statuses: list[str]) -> str:
 
 
 def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
-    smoke = base.smoke_verdict(metrics)
-    if smoke:
-        return smoke
-    if metrics["seeds"] < MIN_SEEDS:
-        return "inconclusive", f"{metrics['seeds']} seeds cannot estimate seed noise; at least {MIN_SEEDS} are needed"
+    undecided = base.undecidable(metrics, MIN_SEEDS)
+    if undecided:
+        return undecided
     cost, quality = cost_claim(metrics), quality_claims(metrics)
     d_head = metrics["results"]["quality"][0]["d_head"]
     claims = {"dot is much faster and smaller": combined([c[k] for c in cost.values() for k in ("speed", "memory")]),

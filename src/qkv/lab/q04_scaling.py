@@ -233,11 +233,9 @@ def saturation(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
-    smoke = base.smoke_verdict(metrics)
-    if smoke:
-        return smoke
-    if metrics["seeds"] < MIN_SEEDS:
-        return "inconclusive", f"{metrics['seeds']} seeds cannot estimate seed noise; at least {MIN_SEEDS} are needed"
+    undecided = base.undecidable(metrics, MIN_SEEDS)
+    if undecided:
+        return undecided
     sat, effects = saturation(metrics), training_effects(metrics)
     sat_text = (f"at d_k={sat['d_k']} the mean max softmax weight is {sat['none']:.3f} without the scale "
                 f"and {sat['sqrt_dk']:.3f} with it (‖∂p/∂z‖ {sat['jacobian_none']:.3f} vs "

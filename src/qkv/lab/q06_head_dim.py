@@ -360,11 +360,9 @@ def cost_summary(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
-    smoke = base.smoke_verdict(metrics)
-    if smoke:
-        return smoke
-    if metrics["seeds"] < MIN_SEEDS:
-        return "inconclusive", f"{metrics['seeds']} seeds cannot estimate seed noise; at least {MIN_SEEDS} are needed"
+    undecided = base.undecidable(metrics, MIN_SEEDS)
+    if undecided:
+        return undecided
     r = metrics["results"]
     c, q = cost_summary(r), quality_effects(r)
     last = max(q)

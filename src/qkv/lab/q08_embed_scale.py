@@ -215,11 +215,9 @@ def gap_text(e: dict) -> str:
 
 
 def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
-    smoke = base.smoke_verdict(metrics)
-    if smoke:
-        return smoke
-    if metrics["seeds"] < MIN_SEEDS:
-        return "inconclusive", f"{metrics['seeds']} seeds cannot estimate seed noise; at least {MIN_SEEDS} are needed"
+    undecided = base.undecidable(metrics, MIN_SEEDS)
+    if undecided:
+        return undecided
     ratio, e = init_ratio(metrics, False, "0.02"), effects(metrics)
     gaps = "; ".join(f"at std {init}: loss without − with √d = {gap_text(e['scale'][init])} nats"
                      for init in INITS)

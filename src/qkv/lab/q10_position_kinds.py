@@ -143,11 +143,9 @@ def describe(f: dict[str, Any]) -> str:
 
 
 def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
-    smoke = base.smoke_verdict(metrics)
-    if smoke:
-        return smoke
-    if metrics["seeds"] < MIN_SEEDS:
-        return "inconclusive", f"{metrics['seeds']} seeds cannot estimate seed noise; at least {MIN_SEEDS} are needed"
+    undecided = base.undecidable(metrics, MIN_SEEDS)
+    if undecided:
+        return undecided
     f = findings(metrics["results"])
     if f["reference"] is None or not f["relative"]:
         missing = "no absolute kind" if f["reference"] is None else "no relative kind"

@@ -357,11 +357,9 @@ def xiong_part(cells: list[dict], depth: int) -> tuple[bool, str]:
 
 
 def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
-    smoke = base.smoke_verdict(metrics)
-    if smoke:
-        return smoke
-    if metrics["seeds"] < MIN_SEEDS:
-        return "inconclusive", f"{metrics['seeds']} seeds cannot estimate seed noise; at least {MIN_SEEDS} are needed"
+    undecided = base.undecidable(metrics, MIN_SEEDS)
+    if undecided:
+        return undecided
     cells = metrics["results"]["cells"]
     deepest = max(c["depth"] for c in cells)
     trains = training_part(cells, deepest)

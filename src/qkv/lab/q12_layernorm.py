@@ -399,11 +399,9 @@ def placement_claim(metrics: dict[str, Any]) -> tuple[bool, str]:
 
 
 def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
-    smoke = base.smoke_verdict(metrics)
-    if smoke:
-        return smoke
-    if metrics["seeds"] < MIN_SEEDS:
-        return "inconclusive", f"{metrics['seeds']} seeds cannot estimate seed noise; at least {MIN_SEEDS} are needed"
+    undecided = base.undecidable(metrics, MIN_SEEDS)
+    if undecided:
+        return undecided
     parts = {"batch independence": invariance_claim(metrics), "batch size 1": batch_one_claim(metrics),
              "placement": placement_claim(metrics)}
     text = "; ".join(f"{name}: {reason}" for name, (_, reason) in parts.items())

@@ -156,11 +156,9 @@ def padding_claim(metrics: dict[str, Any]) -> tuple[str, str]:
 
 
 def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
-    smoke = base.smoke_verdict(metrics)
-    if smoke:
-        return smoke
-    if metrics["seeds"] < MIN_SEEDS:
-        return "inconclusive", f"{metrics['seeds']} seeds cannot estimate seed noise; at least {MIN_SEEDS} are needed"
+    undecided = base.undecidable(metrics, MIN_SEEDS)
+    if undecided:
+        return undecided
     parts = {"over the batch": over_batch_claim(metrics), "train/eval gap": gap_claim(metrics),
              "small batches": small_batch_claim(metrics), "padding": padding_claim(metrics)}
     text = "; ".join(f"{name} ({state}): {reason}" for name, (state, reason) in parts.items())

@@ -200,7 +200,8 @@ def lrs_of(metrics: dict[str, Any]) -> list[float]:
 
 
 def loss_gains(metrics: dict[str, Any]) -> dict[tuple[str, float], dict]:
-    """Per (variant, lr): paired ReLU loss − variant loss, and whether it is a gain, no gain, or unclear."""
+    """Per (variant, lr): paired ReLU loss − variant loss, and whether it is a gain, a loss (the
+    variant worse than ReLU beyond noise), no gain, or unclear."""
     out = {}
     for lr in lrs_of(metrics):
         relu = [r["final_loss"] for r in cells(metrics, "relu", lr)]
@@ -208,7 +209,9 @@ def loss_gains(metrics: dict[str, Any]) -> dict[tuple[str, float], dict]:
             gain = base.paired_effect(relu, [r["final_loss"] for r in cells(metrics, act, lr)], N_SD, MIN_LOSS_GAP)
             # no gain: even the optimistic end (mean + N_SD sd) of the gain is below the minimum that matters
             small = gain["mean"] + N_SD * gain["sd"] < MIN_LOSS_GAP
-            out[(act, lr)] = {**gain, "outcome": "gain" if gain["significant"] else "none" if small else "unclear"}
+            worse = -gain["mean"] > N_SD * gain["sd"] and -gain["mean"] > MIN_LOSS_GAP
+            outcome = "gain" if gain["significant"] else "worse" if worse else "none" if small else "unclear"
+            out[(act, lr)] = {**gain, "outcome": outcome}
     return out
 
 
@@ -225,11 +228,12 @@ def dead_units(metrics: dict[str, Any]) -> dict[float, dict]:
 
 
 def claim_outcome(outcomes: list[str], positive: str) -> str:
-    """All ``positive`` → holds; all "none" → fails; unclear ones with no positive → unclear; else partial."""
+    """All ``positive`` → holds; all "none" or "worse", or no positive but a "worse" (a variant
+    measurably worse than ReLU) → fails; unclear ones with no positive → unclear; else partial."""
     if all(o == positive for o in outcomes):
         return "holds"
-    if all(o == "none" for o in outcomes):
-        return "fails"
+    if all(o in ("none", "worse") for o in outcomes) or ("worse" in outcomes and positive not in outcomes):
+        return "fails"  # nowhere the claimed gain, and somewhere its opposite measured
     return "unclear" if positive not in outcomes and "unclear" in outcomes else "partial"
 
 
@@ -255,24 +259,26 @@ def describe(metrics: dict[str, Any], gains: dict, dead: dict) -> str:
 def claim_texts(outcomes: tuple[str, str], gains: dict, dead: dict) -> list[str]:
     """One clause per claim, for its outcome, naming the settings where it holds."""
     won = [f"{act} at lr {lr:g}" for (act, lr), g in gains.items() if g["outcome"] == "gain"]
+    lost = [f"{act} at lr {lr:g}" for (act, lr), g in gains.items() if g["outcome"] == "worse"]
     died = [f"{lr:g}" for lr, d in dead.items() if d["outcome"] == "die"]
     better = {"holds": f"every variant beats ReLU by more than {N_SD:g} sd of seed noise at every lr",
-              "fails": f"no variant beats ReLU by {MIN_LOSS_GAP} nats/char at any lr",
+              "fails": f"no variant beats ReLU by {MIN_LOSS_GAP} nats/char beyond seed noise at any lr",
               "unclear": "whether the variants beat ReLU is within seed noise",
               "partial": f"variants beat ReLU beyond seed noise only for {', '.join(won)}"}
     dies = {"holds": f"more than {DEAD_MIN:.0%} of ReLU units die at every lr",
             "fails": f"fewer than {DEAD_MIN:.0%} of ReLU units die at any lr",
             "unclear": "whether ReLU units die is within seed noise",
             "partial": f"more than {DEAD_MIN:.0%} of ReLU units die only at lr {', '.join(died)}"}
-    return [better[outcomes[0]], dies[outcomes[1]]]
+    texts = [better[outcomes[0]], dies[outcomes[1]]]
+    if lost:  # the opposite of the claim, measured: say so rather than fold it into "no gain"
+        texts[0] += f"; ReLU is better beyond {N_SD:g} sd of seed noise than {', '.join(lost)}"
+    return texts
 
 
 def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
-    smoke = base.smoke_verdict(metrics)
-    if smoke:
-        return smoke
-    if metrics["seeds"] < MIN_SEEDS:
-        return "inconclusive", f"{metrics['seeds']} seeds cannot estimate seed noise; at least {MIN_SEEDS} are needed"
+    undecided = base.undecidable(metrics, MIN_SEEDS)
+    if undecided:
+        return undecided
     unequal = unequal_params(metrics)
     if unequal:
         return "inconclusive", (f"the models do not have equal parameters (within {PARAM_TOLERANCE:.1%}): "

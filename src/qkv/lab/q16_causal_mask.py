@@ -205,11 +205,9 @@ def effects(metrics: dict[str, Any]) -> dict[str, dict]:
 
 
 def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
-    smoke = base.smoke_verdict(metrics)
-    if smoke:
-        return smoke
-    if metrics["seeds"] < MIN_SEEDS:
-        return "inconclusive", f"{metrics['seeds']} seeds cannot estimate seed noise; at least {MIN_SEEDS} are needed"
+    undecided = base.undecidable(metrics, MIN_SEEDS)
+    if undecided:
+        return undecided
     leaks = metrics["results"]["leak"]
     worst_causal = max(r["causal"] for r in leaks)
     least_unmasked = min(r["unmasked"] for r in leaks)

@@ -256,11 +256,9 @@ def worst_diffs(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
-    smoke = base.smoke_verdict(metrics)
-    if smoke:
-        return smoke
-    if metrics["seeds"] < MIN_SEEDS:
-        return "inconclusive", f"{metrics['seeds']} seeds cannot estimate seed noise; at least {MIN_SEEDS} are needed"
+    undecided = base.undecidable(metrics, MIN_SEEDS)
+    if undecided:
+        return undecided
     diffs, learnt = worst_diffs(metrics), position_learnt(metrics)
     equiv = (f"the encoder without positions gives max |f(πx) − πf(x)| = {diffs['none']:.2e} "
              f"(tolerance {EQUIVARIANT_TOL:g}), with sinusoidal positions at least {diffs['sinusoidal']:.2e}")

@@ -319,11 +319,9 @@ def carry_text(carried: dict[tuple, dict[str, Any]]) -> str:
 
 
 def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
-    smoke = base.smoke_verdict(metrics)
-    if smoke:
-        return smoke
-    if metrics["seeds"] < MIN_SEEDS:
-        return "inconclusive", f"{metrics['seeds']} seeds cannot estimate seed noise; at least {MIN_SEEDS} are needed"
+    undecided = base.undecidable(metrics, MIN_SEEDS)
+    if undecided:
+        return undecided
     cells = metrics["results"]["cells"]
     stable, carried = stability(cells), carriage(cells)
     numbers = f"{scale_text(stable)}. The {carry_text(carried)}"
