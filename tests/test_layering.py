@@ -24,6 +24,9 @@ FORBIDDEN = {
     "tokenize": {"models", "generate", "train", "tasks", "cli"},
     "train": {"generate", "tasks", "cli"},
     "tasks": {"cli"},
+    # the packages above the models they use: nothing below imports them, and they do not import the CLI
+    "lab": {"cli", "deploy"},
+    "deploy": {"cli", "lab"},
 }
 
 

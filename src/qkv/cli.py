@@ -88,7 +88,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from .tasks.run import open_checkpoint
+    from .deploy.precision import open_model
     from .tasks.translation import translate
 
     if args.batch_size < 1:
@@ -96,7 +96,7 @@ def cmd_translate(args: argparse.Namespace) -> int:
     lines = [_checked_text(t, f"argument {i + 1}") for i, t in enumerate(args.text)] or _read_lines(args.file)
     if not any(line.strip() for line in lines):
         raise InputError("nothing to translate: give a sentence, --file, or lines on stdin")
-    model, tok, _ = open_checkpoint(args.checkpoint, family="seq2seq", command="qkv translate")
+    model, tok, _ = open_model(args.checkpoint, family="seq2seq", command="qkv translate", precision=args.precision)
     for line in translate(model, tok, lines, beams=args.beam, batch_size=args.batch_size, truncate=args.truncate):
         print(line)
     return 0
@@ -105,11 +105,11 @@ def cmd_translate(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     import torch
 
+    from .deploy.precision import open_model
     from .generate import generate
-    from .tasks.run import open_checkpoint
 
     prompt = _checked_text(args.prompt, "--prompt")
-    model, tok, _ = open_checkpoint(args.checkpoint, family="lm", command="qkv generate")
+    model, tok, _ = open_model(args.checkpoint, family="lm", command="qkv generate", precision=args.precision)
     ids = tok.encode(prompt, add_special_tokens=False)
     if not ids:
         raise InputError("the prompt is empty; give some text with --prompt")
@@ -204,6 +204,7 @@ def _add_inference(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default 64)")
     tr.add_argument("--truncate", action="store_true",
                     help="cut sentences longer than the model's positions instead of refusing them")
+    _add_precision(tr)
     tr.set_defaults(fn=cmd_translate, trailing="text")
 
     g = sub.add_parser("generate", help="continue a prompt with a language model",
@@ -221,7 +222,14 @@ def _add_inference(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--no-eos", action="store_true", help="do not stop at the end-of-text token")
     g.add_argument("--allow-extrapolation", action="store_true",
                    help="run positions past max_len (sinusoidal/rope/alibi/...) instead of cropping the context")
+    _add_precision(g)
     g.set_defaults(fn=cmd_generate)
+
+
+def _add_precision(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=("fp32", "bf16", "int8"),
+                   help="run the model at this precision: fp32 (default), bf16 weights and activations, or int8 "
+                        "linear layers (CPU); an int8 checkpoint from `qkv export --to int8` runs as int8")
 
 
 @contextmanager

@@ -259,6 +259,10 @@ class MultiHeadAttention(nn.Module):
 
     def _project_self(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """q, k, v from one matmul against the stacked weights (fewer, larger GEMMs)."""
+        if type(self.q_proj) is not nn.Linear:  # replaced (e.g. int8 for inference): no weight to stack
+            q, v = self.q_proj(x), self.v_proj(x)
+            k = self.k_proj(x) if self.k_proj is not None else q
+            return self._heads(q, self.n_heads), self._heads(k, self.n_kv), self._heads(v, self.n_kv)
         weight, bias, sizes = self._qkv_weight()
         parts = F.linear(x, weight, bias).split(sizes, dim=-1)
         q, v = parts[0], parts[-1]
