@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..registry import Registry
-from .masks import CAUSAL, to_additive
+from .local_attention import block_local_attention
+from .masks import CAUSAL, LocalWindow, to_additive
 from .position import PositionTerms, apply_rotary
 
 ATTENTION = Registry("attention")
@@ -179,17 +180,54 @@ class LayerCache:
         return out
 
 
-class KVCache:
-    """The per-layer caches of a decoder stack: ``self_attn[i]`` and ``cross_attn[i]``."""
+class RollingLayerCache(LayerCache):
+    """The self-attention cache of a sliding-window decoder: it keeps only the last ``window - 1``
+    keys/values, all that the next query can still see, so decoding memory stays flat however
+    long the generation. ``length`` still counts every position seen (the next query's offset);
+    ``held`` is how many keys are kept. Keys are kept in order, oldest first."""
 
-    def __init__(self, n_layers: int, max_len: int, cross: bool = False) -> None:
-        self.self_attn = [LayerCache(max_len) for _ in range(n_layers)]
+    def __init__(self, window: int) -> None:
+        super().__init__(max_len=window)
+        self.window = window
+
+    @property
+    def held(self) -> int:
+        return self.k.shape[2] if self.k is not None else 0
+
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """``(B, G, T, D)`` new keys/values → the kept ones followed by them ``(B, G, held + T, D)``."""
+        keys = torch.cat([self.k, k], dim=2) if self.k is not None else k
+        values = torch.cat([self.v, v], dim=2) if self.v is not None else v
+        keep = min(self.window - 1, keys.shape[2])
+        self.k, self.v = keys[:, :, keys.shape[2] - keep:], values[:, :, keys.shape[2] - keep:]
+        self.length += k.shape[2]
+        return keys, values
+
+    def reorder(self, index: Tensor) -> None:
+        if self.k is not None:
+            self.k, self.v = self.k.index_select(0, index), self.v.index_select(0, index)
+
+
+class KVCache:
+    """The per-layer caches of a decoder stack: ``self_attn[i]`` and ``cross_attn[i]``.
+
+    With ``window``, the self-attention caches roll (:class:`RollingLayerCache`)."""
+
+    def __init__(self, n_layers: int, max_len: int, cross: bool = False, window: int | None = None) -> None:
+        self.window = window
+        self.self_attn = [RollingLayerCache(window) if window else LayerCache(max_len) for _ in range(n_layers)]
         self.cross_attn = [LayerCache(max_len, static=True) for _ in range(n_layers)] if cross else None
 
     @property
     def length(self) -> int:
         """Positions already cached (the offset of the next query)."""
         return self.self_attn[0].length
+
+    def visible(self, T: int) -> int:
+        """How many keys ``T`` new queries attend to: every position so far, or for a rolling cache
+        the ones it keeps plus the new."""
+        first = self.self_attn[0]
+        return (first.held if isinstance(first, RollingLayerCache) else first.length) + T
 
     def reorder(self, index: Tensor, cross: bool = True) -> None:
         """Select batch rows ``index`` of every cache; ``cross=False`` leaves the encoder
@@ -320,12 +358,15 @@ class MultiHeadAttention(nn.Module):
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, terms: PositionTerms | None) -> Tensor:
         fusable = self.scorer.fusable and (terms is None or terms.rel_k is None)
         bias = terms.bias if terms is not None else None
-        if mask is CAUSAL and not (fusable and not self.capture and bias is None):
-            mask = CAUSAL.materialise(q.shape[2], k.shape[2], q.device)  # (1, 1, T, S)
+        structured = mask is CAUSAL or isinstance(mask, LocalWindow)
+        if structured and not (fusable and not self.capture and bias is None):
+            mask = mask.materialise(q.shape[2], k.shape[2], q.device)  # (1, 1, T, S)
         if fusable and not self.capture:
             p = self.dropout.p if self.training else 0.0
             if mask is CAUSAL:
                 return fused_attention(q, k, v, scale=self.scale, dropout_p=p, is_causal=True)
+            if isinstance(mask, LocalWindow):  # O(T·w) blocks instead of a (T, T) band
+                return block_local_attention(q, k, v, mask.window, self.scale, dropout_p=p)
             return fused_attention(q, k, v, scale=self.scale, mask=mask, bias=bias, dropout_p=p)
         out, weights = reference_attention(
             q, k, v, scorer=self.scorer, scale=self.scale, mask=mask, terms=terms, dropout=self.dropout

@@ -48,6 +48,21 @@ class CausalOnly:
 CAUSAL = CausalOnly()
 
 
+class LocalWindow:
+    """Stands for "causal ∧ |i - j| < window" over a full sequence (T == S, no padding but on
+    the right): the fused path then attends block by block (``nn.local_attention``), O(T·w)
+    instead of O(T²); the reference path materialises the same mask."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+
+    def materialise(self, T: int, S: int, device: torch.device | None = None) -> Tensor:
+        return (causal_mask(T, S, device) & window_mask(T, S, self.window, device))[None, None]  # (1, 1, T, S)
+
+    def __repr__(self) -> str:
+        return f"LocalWindow({self.window})"
+
+
 def is_right_padded(token_mask: Tensor) -> bool:
     """True when every row is real tokens followed only by padding (``(B, S)`` bool).
 

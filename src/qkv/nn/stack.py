@@ -59,7 +59,9 @@ class Stack(nn.Module):
         self.gradient_checkpointing = False  # recompute each layer in backward (question 31)
 
     def new_cache(self, max_len: int) -> KVCache:
-        return KVCache(len(self.layers), max_len, cross=self.cross)
+        """A windowed decoder keeps only the keys its window can still reach: its memory stays flat."""
+        window = self.cfg.window if self.mask_future else None
+        return KVCache(len(self.layers), max_len, cross=self.cross, window=window)
 
     def positions(self, T: int, token_mask: Tensor | None, offset: int, device: torch.device) -> tuple[Tensor, Tensor]:
         """Query and key positions, ``(B|1, T)`` and ``(B|1, S)``; left padding is skipped."""
@@ -87,10 +89,10 @@ class Stack(nn.Module):
         ``right_padded=None`` looks at ``token_mask`` to find out (one reduction, a host sync on
         CUDA); a caller that knows, such as ``forward_batch`` on a collator's batch, says so.
         """
-        if self.mask_future and T == S > 1 and not self.cfg.window and self.mask_hook is None and (
+        if self.mask_future and T == S > 1 and self.mask_hook is None and (
             token_mask is None or (masks.is_right_padded(token_mask) if right_padded is None else right_padded)
-        ):
-            return masks.CAUSAL
+        ):  # windowed: attended block by block, O(T·w) (nn.local_attention)
+            return masks.LocalWindow(self.cfg.window) if self.cfg.window else masks.CAUSAL
         pad = masks.padding_mask(token_mask) if token_mask is not None else None
         # A single newest query may see every key, so decoding steps need no causal mask.
         causal = masks.causal_mask(T, S, device) if self.mask_future and T > 1 else None
@@ -125,6 +127,10 @@ class Stack(nn.Module):
         if token_mask is not None and token_mask.shape != (B, S):
             raise ValueError(f"token_mask has shape {tuple(token_mask.shape)}, expected {(B, S)} (cached + new)")
         pos_q, pos_k = self.positions(T, token_mask, offset, ids.device)
+        visible = cache.visible(T) if cache is not None else S  # a rolling cache holds the last keys only
+        if visible < S:
+            pos_k = pos_k[:, -visible:]
+            token_mask = token_mask[:, -visible:] if token_mask is not None else None
         check_ids(ids, self.embed.num_embeddings, self.ids_name)
         x = self.embed(ids) * self.embed_scale  # (B, T, d)
         absolute = self.position.absolute(pos_q)
@@ -137,7 +143,7 @@ class Stack(nn.Module):
             x = self.embed_norm(x, query_mask)
         x = self.dropout(x)
 
-        mask = self.attention_mask(T, S, token_mask, ids.device, right_padded)
+        mask = self.attention_mask(T, visible, token_mask, ids.device, right_padded)
         terms = self.position.attention_terms(pos_q, pos_k)
         cross_mask = masks.padding_mask(memory_mask) if memory_mask is not None else None
         for i, layer in enumerate(self.layers):
