@@ -99,6 +99,9 @@ class ModelConfig(Config):
     tie_qk: bool = False
     causal_mask: bool = True  # False: decoders see the future too (question 16's "cheating" model)
     window: int | None = None
+    # Transformer-XL segment memory (decoders): cached decoding keeps the last xl_memory positions'
+    # keys/values and every new segment attends to them too, so text runs on past max_len.
+    xl_memory: int | None = None
     bias: bool = True
     # positions
     position: Position = "sinusoidal"
@@ -261,7 +264,7 @@ def _require(ok: bool, message: str) -> None:
 def _check_values(c: ModelConfig) -> None:
     for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_ff", "max_len", "n_classes"):
         _require(getattr(c, name) >= 1, f"{name}={getattr(c, name)} must be a positive integer")
-    for name in ("n_decoder_layers", "n_kv_heads", "d_head", "window"):
+    for name in ("n_decoder_layers", "n_kv_heads", "d_head", "window", "xl_memory"):
         value = getattr(c, name)
         _require(value is None or value >= 1, f"{name}={value} must be a positive integer or None")
     for name in ("dropout_embed", "dropout_residual", "dropout_attention", "dropout_activation"):

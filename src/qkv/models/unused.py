@@ -46,6 +46,7 @@ def _family_unused(cfg: ModelConfig) -> dict[str, str]:
         out["decoder_start_id"] = "only an encoder-decoder starts a decoder from a fixed id"
     if cfg.family == "encoder":
         out["causal_mask"] = "an encoder has no causal mask to drop"
+        out["xl_memory"] = "only a decoder carries a segment memory from one segment to the next"
     if cfg.family != "encoder":
         out["head"] = "only family='encoder' chooses between an MLM and a classifier head"
     if cfg.family == "encoder" and cfg.head == "classify":

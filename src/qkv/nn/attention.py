@@ -181,14 +181,19 @@ class LayerCache:
 
 
 class RollingLayerCache(LayerCache):
-    """The self-attention cache of a sliding-window decoder: it keeps only the last ``window - 1``
-    keys/values, all that the next query can still see, so decoding memory stays flat however
-    long the generation. ``length`` still counts every position seen (the next query's offset);
-    ``held`` is how many keys are kept. Keys are kept in order, oldest first."""
+    """A self-attention cache that keeps only the last ``keep`` keys/values (oldest first).
 
-    def __init__(self, window: int) -> None:
-        super().__init__(max_len=window)
-        self.window = window
+    Two uses. A sliding-window decoder keeps ``window - 1``, all that its next query can still
+    see, so decoding memory stays flat however long the generation. Transformer-XL's segment
+    memory (Dai et al., 2019) keeps the last ``memory`` positions of one segment for the next,
+    which attends to them as well as to itself. What is kept is detached: no gradient flows into
+    an earlier segment. ``length`` still counts every position seen (the next query's position,
+    so relative positions stay right); ``held`` is how many keys are kept.
+    """
+
+    def __init__(self, keep: int) -> None:
+        super().__init__(max_len=keep)
+        self.keep = keep
 
     @property
     def held(self) -> int:
@@ -198,8 +203,8 @@ class RollingLayerCache(LayerCache):
         """``(B, G, T, D)`` new keys/values → the kept ones followed by them ``(B, G, held + T, D)``."""
         keys = torch.cat([self.k, k], dim=2) if self.k is not None else k
         values = torch.cat([self.v, v], dim=2) if self.v is not None else v
-        keep = min(self.window - 1, keys.shape[2])
-        self.k, self.v = keys[:, :, keys.shape[2] - keep:], values[:, :, keys.shape[2] - keep:]
+        start = keys.shape[2] - min(self.keep, keys.shape[2])
+        self.k, self.v = keys[:, :, start:].detach(), values[:, :, start:].detach()
         self.length += k.shape[2]
         return keys, values
 
@@ -213,9 +218,12 @@ class KVCache:
 
     With ``window``, the self-attention caches roll (:class:`RollingLayerCache`)."""
 
-    def __init__(self, n_layers: int, max_len: int, cross: bool = False, window: int | None = None) -> None:
-        self.window = window
-        self.self_attn = [RollingLayerCache(window) if window else LayerCache(max_len) for _ in range(n_layers)]
+    def __init__(self, n_layers: int, max_len: int, cross: bool = False, window: int | None = None,
+                 memory: int | None = None) -> None:
+        """``window``: a sliding-window decoder's cache (keeps window - 1); ``memory``: a segment
+        memory keeping the last ``memory`` positions (Transformer-XL)."""
+        keep = window - 1 if window else memory
+        self.self_attn = [RollingLayerCache(keep) if keep is not None else LayerCache(max_len) for _ in range(n_layers)]
         self.cross_attn = [LayerCache(max_len, static=True) for _ in range(n_layers)] if cross else None
 
     @property

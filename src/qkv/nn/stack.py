@@ -59,9 +59,11 @@ class Stack(nn.Module):
         self.gradient_checkpointing = False  # recompute each layer in backward (question 31)
 
     def new_cache(self, max_len: int) -> KVCache:
-        """A windowed decoder keeps only the keys its window can still reach: its memory stays flat."""
+        """A windowed decoder keeps only the keys its window can still reach, an XL decoder the last
+        ``xl_memory`` positions: the cache then stays flat however long the text."""
         window = self.cfg.window if self.mask_future else None
-        return KVCache(len(self.layers), max_len, cross=self.cross, window=window)
+        memory = self.cfg.xl_memory if self.causal else None
+        return KVCache(len(self.layers), max_len, cross=self.cross, window=window, memory=None if window else memory)
 
     def positions(self, T: int, token_mask: Tensor | None, offset: int, device: torch.device) -> tuple[Tensor, Tensor]:
         """Query and key positions, ``(B|1, T)`` and ``(B|1, S)``; left padding is skipped."""
