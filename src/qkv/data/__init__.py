@@ -3,7 +3,7 @@
     from qkv.data import load_multi30k, TokenBudgetBatchSampler, TranslationCollator
 """
 
-from qkv.data.batching import TokenBudgetBatchSampler, lm_chunks
+from qkv.data.batching import TokenBudgetBatchSampler, lm_chunks, strided_lm_windows
 from qkv.data.collate import (
     IGNORE_INDEX,
     ClassificationCollator,
@@ -27,6 +27,7 @@ from qkv.data.download import download
 from qkv.data.files import DataError, data_file, data_root
 
 __all__ = [
+    "strided_lm_windows",
     "CORPORA", "IGNORE_INDEX", "ClassificationCollator", "DataError", "MLMCollator",
     "TokenBudgetBatchSampler", "TranslationCollator", "causal_lm_batch", "corpus_texts",
     "data_file", "data_root", "download", "lm_chunks", "load_austen", "load_multi30k",

@@ -121,3 +121,24 @@ def lm_chunks(stream: torch.Tensor, context: int) -> torch.Tensor:
     if n_windows < 1:
         raise ConfigError(f"stream of {len(stream)} tokens is too short for context {context}")
     return stream.unfold(0, context + 1, context)[:n_windows]  # (M, T + 1)
+
+
+def strided_lm_windows(stream: torch.Tensor, context: int, stride: int) -> dict[str, torch.Tensor]:
+    """Sliding-window evaluation: windows of ``context`` inputs starting every ``stride`` tokens,
+    each scoring only its last ``stride`` targets (the first window scores all of its own).
+
+    Every target up to the last full window is scored exactly once, like :func:`lm_chunks`, but
+    each with at least ``context - stride`` tokens before it instead of 0 … context-1: the loss
+    of a model that always sees a long context, at ``context / stride`` times the compute
+    (``stride = context`` is the non-overlapping evaluation).
+
+    Args: stream (N,); returns ``input_ids`` and ``labels`` (M, context), labels -100 where not scored.
+    """
+    if not 1 <= stride <= context:
+        raise ConfigError(f"stride {stride} must be between 1 and the context {context}")
+    if len(stream) < context + 1:
+        raise ConfigError(f"stream of {len(stream)} tokens is too short for context {context}")
+    windows = stream.unfold(0, context + 1, stride)  # (M, T + 1): starts 0, stride, 2·stride, …
+    inputs, labels = windows[:, :-1].clone(), windows[:, 1:].clone()
+    labels[1:, : context - stride] = -100  # already scored by the window before
+    return {"input_ids": inputs, "labels": labels}
