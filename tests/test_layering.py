@@ -25,8 +25,9 @@ FORBIDDEN = {
     "train": {"generate", "tasks", "cli"},
     "tasks": {"cli"},
     # the packages above the models they use: nothing below imports them, and they do not import the CLI
-    "lab": {"cli", "deploy"},
+    "lab": {"cli"},
     "deploy": {"cli", "lab"},
+    "interpret": {"cli", "lab", "deploy"},
 }
 
 

@@ -83,11 +83,13 @@ def reference_attention(
     mask: Tensor | None = None,
     terms: PositionTerms | None = None,
     dropout: nn.Module | None = None,
+    keep_scores: list | None = None,
 ) -> tuple[Tensor, Tensor]:
     """softmax(score(q, k) + bias, masked) · v, written out. Returns ``(out, weights)``.
 
     q ``(B, H, T, D)``, k and v ``(B, H, S, D)``, mask bool ``(B|1, 1|H, T|1, S)`` with
     True = may attend → out ``(B, H, T, D)`` and weights ``(B, H, T, S)`` (before dropout).
+    ``keep_scores``: a list that receives the pre-softmax scores ``(B, H, T, S)`` (masked: -inf).
     """
     scores = scorer(q, k, scale)  # (B, H, T, S)
     if terms is not None and terms.rel_k is not None:  # Shaw: q·a^K_ij
@@ -96,6 +98,8 @@ def reference_attention(
         scores = scores + terms.bias.to(scores.dtype)
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
+    if keep_scores is not None:
+        keep_scores.append(scores)
     weights = torch.softmax(scores.float(), dim=-1).to(q.dtype)  # softmax in fp32 for stability
     dropped = dropout(weights) if dropout is not None else weights
     out = dropped @ v  # (B, H, T, S) @ (B, H, S, D) -> (B, H, T, D)
@@ -254,7 +258,8 @@ class MultiHeadAttention(nn.Module):
     self-attention module projects q, k, v together and refuses ``memory``, so miswiring fails
     loudly instead of attending to the wrong sequence.
     Set ``capture = True`` to keep the attention weights of the next forward in ``weights``
-    ``(B, H, T, S)`` (this switches the module to the reference path).
+    ``(B, H, T, S)`` (this switches the module to the reference path); ``capture = "scores"``
+    also keeps the pre-softmax scores in ``scores``. ``qkv.interpret.capture`` does this for you.
     """
 
     def __init__(self, cfg: ModelConfig, cross: bool = False) -> None:
@@ -272,6 +277,7 @@ class MultiHeadAttention(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout_attention)
         self.capture = False
         self.weights: Tensor | None = None
+        self.scores: Tensor | None = None  # pre-softmax, kept when capture == "scores"
         self._stacked: tuple | None = None  # (key, weight, bias) kept between generation steps
 
     def _heads(self, x: Tensor, n: int) -> Tensor:
@@ -376,8 +382,11 @@ class MultiHeadAttention(nn.Module):
             if isinstance(mask, LocalWindow):  # O(T·w) blocks instead of a (T, T) band
                 return block_local_attention(q, k, v, mask.window, self.scale, dropout_p=p)
             return fused_attention(q, k, v, scale=self.scale, mask=mask, bias=bias, dropout_p=p)
+        kept: list | None = [] if self.capture == "scores" else None
         out, weights = reference_attention(
-            q, k, v, scorer=self.scorer, scale=self.scale, mask=mask, terms=terms, dropout=self.dropout
+            q, k, v, scorer=self.scorer, scale=self.scale, mask=mask, terms=terms, dropout=self.dropout,
+            keep_scores=kept,
         )
         self.weights = weights if self.capture else None
+        self.scores = kept[0] if kept else None
         return out
