@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)" || $(PY) -m pip install -q torch
-	$(PY) -m pip install -q -e ".[dev,bench,deploy]"
+	$(PY) -m pip install -q -e ".[dev,bench,interpret,deploy]"
 	touch $@
 
 test: setup
