@@ -22,7 +22,7 @@ def metrics(changes: dict | None = None, noise: float = 0.002, seeds: int = 3, s
     return {"question": 32, "size": size, "seeds": seeds, "results": {"runs": runs}}
 
 
-POPULAR = {("rope", "long_16x"): 0.5, ("rope_xl", "memory"): -0.1, ("rope_xl", "window"): 0.1}
+POPULAR = {("rope", "long_16x"): 0.5, ("rope_xl", "memory"): -0.2, ("rope_xl", "window"): 0.1}
 
 
 def test_confirmed_when_every_popular_claim_holds():

@@ -49,7 +49,8 @@ CLAIMS = [
     "RoPE does not extrapolate: on longer inputs than trained its loss gets worse.",
     "Non-overlapping chunks overstate the loss; strided evaluation gives it back.",
     "A sliding attention window loses long-range information (longer context would help).",
-    "Transformer-XL's segment memory improves the loss at equal segment length.",
+    "Transformer-XL's segment memory improves the loss at equal segment length (for the model trained with "
+    "it, and against a model trained without).",
 ]
 ANSWER = """\
 Self-attention has no recurrence, so nothing in it fixes a length — the limits come from the
@@ -246,7 +247,8 @@ CLAIM_TESTS = {  # claim → (model, method that should be higher, model, method
     "RoPE gets worse at 16×": ("rope", "long_16x", "rope", "chunks"),
     "chunks overstate the loss (vs strided)": ("rope", "chunks", "rope", "strided"),
     "a window of C loses information (vs memory C..2C)": ("rope_xl", "window", "rope_xl", "memory"),
-    "XL memory beats chunks of the same length": ("rope", "chunks", "rope_xl", "memory"),
+    "XL memory lowers the loss of the model trained with it": ("rope_xl", "chunks", "rope_xl", "memory"),
+    "an XL model with memory beats a standard model in chunks": ("rope", "chunks", "rope_xl", "memory"),
 }
 EXPECTED = {"ALiBi gets worse at 16×": "fails"}  # the popular claim is that ALiBi does NOT get worse
 
