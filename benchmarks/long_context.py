@@ -10,6 +10,7 @@ Rerun (from the repository root; the JSON goes to stdout and to ``--out``)::
 
     python -m benchmarks.long_context --threads 2 --out runs/bench/long_context.json
     python -m benchmarks.long_context --quick     # lengths 256 and 1024
+    python -m benchmarks.long_context --size long # up to 16k (about an hour on one CPU thread)
 
 The model: a decoder-only LM, d=256, 4 layers, 4 heads, d_ff 1024, rotary positions, vocab
 256, batch 1, fp32 unless said. Training variants (forward + backward of the LM loss over one
@@ -60,12 +61,13 @@ from qkv.train.runtime import cpu_has_fast_bf16  # noqa: E402
 TRAIN = ("reference", "full_mask", "is_causal", "window", "window_mask", "xl", "checkpoint", "bf16",
          "accumulate", "batch2")
 DECODE = ("full_cache", "window_cache", "xl_cache")
-LENGTHS = dict(full=[256, 1024, 4096, 8192, 16384], quick=[256, 1024], tiny=[64, 128])
-MODEL = dict(full=dict(d=256, layers=4, heads=4, window=256, segment=512),
+LENGTHS = dict(long=[256, 1024, 4096, 8192, 16384], full=[256, 1024, 4096, 8192], quick=[256, 1024], tiny=[64, 128])
+MODEL = dict(long=dict(d=256, layers=4, heads=4, window=256, segment=512),
+             full=dict(d=256, layers=4, heads=4, window=256, segment=512),
              quick=dict(d=256, layers=4, heads=4, window=256, segment=512),
              tiny=dict(d=32, layers=2, heads=2, window=16, segment=32))
-ROUNDS = dict(full=2, quick=3, tiny=1)
-MEMORY_CAP_GIB = dict(full=12.0, quick=2.0, tiny=0.5)
+ROUNDS = dict(long=1, full=2, quick=3, tiny=1)
+MEMORY_CAP_GIB = dict(long=16.0, full=12.0, quick=2.0, tiny=0.5)
 DECODE_STEPS = 16
 
 

@@ -30,5 +30,5 @@ def test_window_and_xl_caches_stay_flat_while_the_full_cache_grows(tiny):
 
 
 def test_memory_estimates_skip_what_would_not_fit():
-    todo = long_context.runnable("full", cap_gib=12.0)
+    todo = long_context.runnable("long", cap_gib=12.0)
     assert 16384 not in todo["reference"] and 16384 in todo["window"]
