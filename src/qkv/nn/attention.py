@@ -279,6 +279,9 @@ class MultiHeadAttention(nn.Module):
         self.weights: Tensor | None = None
         self.scores: Tensor | None = None  # pre-softmax, kept when capture == "scores"
         self._stacked: tuple | None = None  # (key, weight, bias) kept between generation steps
+        # (H,) factors on each head's output before out_proj: 0 ablates a head; its gradient is
+        # Michel et al. (2019)'s head importance. None = every head as it is (no extra work).
+        self.head_mask: Tensor | None = None
 
     def _heads(self, x: Tensor, n: int) -> Tensor:
         B, T, _ = x.shape
@@ -345,6 +348,8 @@ class MultiHeadAttention(nn.Module):
             k = k.repeat_interleave(self.n_heads // self.n_kv, dim=1)  # (B, H, S, D)
             v = v.repeat_interleave(self.n_heads // self.n_kv, dim=1)
         out = self._attend(q, k, v, mask, terms)  # (B, H, T, D)
+        if self.head_mask is not None:
+            out = out * self.head_mask.to(out.dtype)[None, :, None, None]
         out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.d_head)  # (B, T, H·D)
         return self.out_proj(out)
 
