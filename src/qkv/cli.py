@@ -8,6 +8,7 @@
     qkv tokenizer train|encode ...
     qkv ask N [--size smoke|full]        answer one of the 35 questions by measurement
     qkv report                           the lab's results as docs/lab/README.md and report.html
+    qkv explain CHECKPOINT "text" --out explain.html   attention and attributions on one page
     qkv bench
 
 One exit path: an expected failure (any :class:`~qkv.errors.QkvError`) prints
@@ -282,11 +283,13 @@ def parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_inference(sub)
 
+    from .interpret.cli import add_subparser as add_explain
     from .lab.cli import add_subparser as add_lab
     from .tokenize.cli import add_subparser as add_tokenizer
 
     add_tokenizer(sub)
     add_lab(sub)
+    add_explain(sub)
 
     b = sub.add_parser("bench", help="speed benchmarks against the peers (quick size)")
     b.add_argument("--full", action="store_true")
