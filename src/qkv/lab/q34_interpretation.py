@@ -86,7 +86,8 @@ def trained_classifier(size: str, seed: int) -> tuple[nn.Module, Any]:
     folder = shared.cache_root() / f"sst2-classifier-{size}-seed{seed}"
     if not (folder / "final").is_dir():
         folder.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder.parent) as tmp, contextlib.redirect_stdout(io.StringIO()):
+        quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
+        with tempfile.TemporaryDirectory(dir=folder.parent) as tmp, quiet[0], quiet[1]:  # the trainer's log
             run = Path(tmp) / "run"
             train("classify-sst2", [*SIZES[size]["overrides"], f"seed={seed}"], out=str(run))
             run.rename(folder)
