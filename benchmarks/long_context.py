@@ -31,6 +31,9 @@ sequence of T tokens):
 * ``accumulate`` — batch 2 as two micro-batches of 1 (gradient accumulation) against
   ``batch2``, the same two sequences in one step.
 
+Attention alone: one attention layer (forward + backward) from 1k to 16k tokens, the block window
+against the same window as a (T, T) mask over full attention, and plain ``is_causal``.
+
 Decoding: per-token latency (median over 16 steps) and KV-cache bytes after a prefill of n
 tokens, for the full cache, the rolling window cache (window 256) and XL memory (512).
 Time: median of ``rounds`` calls (after a warm-up call at ≤ 1k tokens); peak memory: resident-set rise of one call in a
@@ -58,6 +61,9 @@ from qkv import ModelConfig  # noqa: E402
 from qkv.models import build_model  # noqa: E402
 from qkv.train.runtime import cpu_has_fast_bf16  # noqa: E402
 
+ATTENTION = ("block_window", "mask_window", "is_causal")  # one attention layer alone
+ATTENTION_LENGTHS = dict(long=[1024, 4096, 8192, 16384], full=[1024, 4096, 8192, 16384], quick=[1024],
+                         tiny=[64, 128])
 TRAIN = ("reference", "full_mask", "is_causal", "window", "window_mask", "xl", "checkpoint", "bf16",
          "accumulate", "batch2")
 DECODE = ("full_cache", "window_cache", "xl_cache")
@@ -156,13 +162,33 @@ def decode_row(variant: str, m: dict, n: int) -> dict[str, float]:
     return {"ms_per_token": common.rounded(1e3 * median(times)), "cache_mib": common.rounded(held / 2**20)}
 
 
+def attention_call(variant: str, m: dict, T: int) -> Callable[[], None]:
+    """Forward + backward of one attention layer over T tokens: the block window, the same
+    window as a (T, T) mask over full attention, and plain causal attention."""
+    from qkv.nn import masks
+    from qkv.nn.attention import MultiHeadAttention
+
+    attn = MultiHeadAttention(config(m, T, window=m["window"]))
+    x = torch.randn(1, T, m["d"], requires_grad=True)  # (B, T, d)
+    mask = {"block_window": masks.LocalWindow(m["window"]), "is_causal": masks.CAUSAL,
+            "mask_window": masks.LocalWindow(m["window"]).materialise(T, T)}[variant]
+
+    def call() -> None:
+        attn(x, mask=mask).sum().backward()
+        x.grad = None
+        attn.zero_grad(set_to_none=True)
+
+    return call
+
+
 def memory_child(variant: str, size: str, lengths: list[int], threads: int) -> dict[str, float]:
     torch.set_num_threads(threads)
     m = MODEL[size]
-    train_call(variant, m, 16)()  # imports, thread pools
+    build = attention_call if variant in ATTENTION else train_call
+    build(variant, m, 16)()  # imports, thread pools
     out = {}
     for T in sorted(lengths):
-        call = train_call(variant, m, T)
+        call = build(variant, m, T)
         with common.PeakMemory("cpu") as mem:
             call()
         out[str(T)] = common.rounded(mem.peak_mib)
@@ -197,9 +223,30 @@ def run(size: str, threads: int, cap_gib: float, memory: bool) -> dict[str, Any]
             for T, mib in peaks.items():
                 train[v][T]["peak_mib"] = mib
     decode = {v: {str(n): decode_row(v, m, n) for n in LENGTHS[size]} for v in DECODE}
+    attention = attention_section(size, threads, memory)
     return dict(benchmark="long_context", size=size, **common.environment("cpu", threads), model=m,
                 lengths=LENGTHS[size], memory_cap_gib=cap_gib, train=train, decode=decode,
-                ratios=ratios(train))
+                ratios=ratios(train), attention=attention)
+
+
+def attention_section(size: str, threads: int, memory: bool) -> dict[str, Any]:
+    """One attention layer: time and peak memory of the block window against the masked window."""
+    m, lengths = MODEL[size], ATTENTION_LENGTHS[size]
+    rows: dict[str, dict[str, Any]] = {v: {} for v in ATTENTION}
+    for T in lengths:
+        for v in ATTENTION:
+            rows[v][str(T)] = {"ms": common.rounded(1e3 * time_call(attention_call(v, m, T), ROUNDS[size], True))}
+    if memory:
+        calls = [("benchmarks.long_context", ["--memory-child", v, "--size", size, "--threads", str(threads),
+                                              "--lengths", *map(str, lengths)]) for v in ATTENTION]
+        for v, peaks in zip(ATTENTION, common.run_children(calls, 1)):
+            for T, mib in peaks.items():
+                rows[v][T]["peak_mib"] = mib
+    ratio = {key: {T: common.rounded(rows["mask_window"][T][key] / rows["block_window"][T][key])
+                   for T in rows["block_window"] if rows["block_window"][T].get(key)}
+             for key in ("ms", "peak_mib")}
+    return {"layer": dict(d=m["d"], heads=m["heads"], window=m["window"], batch=1), "lengths": lengths,
+            "variants": rows, "mask_window/block_window": ratio}
 
 
 def ratios(train: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -233,7 +280,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--memory-cap-gib", type=float, help=f"skip runs estimated above this {MEMORY_CAP_GIB}")
     p.add_argument("--no-memory", action="store_true", help="time only (no memory child processes)")
     p.add_argument("--out", help="also write the JSON here")
-    p.add_argument("--memory-child", choices=TRAIN, help=argparse.SUPPRESS)
+    p.add_argument("--memory-child", choices=TRAIN + ATTENTION, help=argparse.SUPPRESS)
     p.add_argument("--lengths", type=int, nargs="+", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 

@@ -32,3 +32,11 @@ def test_window_and_xl_caches_stay_flat_while_the_full_cache_grows(tiny):
 def test_memory_estimates_skip_what_would_not_fit():
     todo = long_context.runnable("long", cap_gib=12.0)
     assert 16384 not in todo["reference"] and 16384 in todo["window"]
+
+
+def test_attention_alone_compares_the_block_window_with_the_masked_window(tiny):
+    a = tiny["attention"]
+    assert set(a["variants"]) == set(long_context.ATTENTION)
+    for T in map(str, a["lengths"]):
+        assert all(a["variants"][v][T]["ms"] > 0 for v in long_context.ATTENTION)
+        assert a["mask_window/block_window"]["ms"][T] > 0
