@@ -64,3 +64,17 @@ def test_without_xl_memory_the_cache_keeps_everything():
     with torch.no_grad():
         model(torch.randint(0, 40, (1, L)), cache=cache)
     assert cache.self_attn[0].length == L and not hasattr(cache.self_attn[0], "held")
+
+
+def test_generation_runs_past_max_len_on_the_memory_and_stays_flat():
+    model = lm("rope")  # max_len = L = 12, memory of 12
+    prompt = torch.randint(0, 40, (1, 5))
+    out = model.generate(prompt, max_new_tokens=40, eos_id=None, allow_extrapolation=True)  # 45 > max_len
+    assert out.shape == (1, 45)
+    memory = model.new_cache(max_len=L)
+    with torch.no_grad():  # the same tokens, one at a time on the memory: greedy picks each argmax
+        logits = [model(out[:, :5], cache=memory)[:, -1]]
+        for t in range(5, 44):
+            logits.append(model(out[:, t:t + 1], cache=memory)[:, -1])
+            assert memory.self_attn[0].held <= L
+    assert torch.equal(torch.stack(logits, 1).argmax(-1), out[:, 5:])
