@@ -199,6 +199,20 @@ def undecidable(metrics: dict[str, Any], min_seeds: int) -> tuple[str, str] | No
     return None
 
 
+def claims_verdict(found: dict[str, tuple[str, str]], n_sd: float) -> tuple[str, str]:
+    """The verdict of claims each judged "holds", "fails" or "unclear" (with the numbers why):
+    all hold → confirmed, all fail → refuted, all unclear → inconclusive, else depends."""
+    text = "; ".join(f"{claim}: {outcome} ({why})" for claim, (outcome, why) in found.items())
+    outcomes = {outcome for outcome, _ in found.values()}
+    if outcomes == {"holds"}:
+        return "confirmed", f"every claim holds beyond {n_sd:g} sd of seed noise: {text}"
+    if outcomes == {"fails"}:
+        return "refuted", f"no claim holds: {text}"
+    if outcomes == {"unclear"}:
+        return "inconclusive", f"nothing decided beyond {n_sd:g} sd of seed noise: {text}"
+    return "depends", text
+
+
 def full_command(number: int) -> str:
     return f"qkv ask {number} --size full"
 
@@ -228,4 +242,4 @@ def paired_effect(a: list[float], b: list[float], n_sd: float, min_effect: float
 
 __all__ = ["QUESTIONS", "SIZES", "VERDICTS", "METRICS_FILE", "question", "folder_name", "reproduce_command",
            "full_command", "record", "finish", "describe_run", "read_metrics", "recomputed_verdict",
-           "smoke_verdict", "undecidable", "mean", "std", "paired_effect", "hardware", "git_commit", "one_thread"]
+           "smoke_verdict", "undecidable", "claims_verdict", "mean", "std", "paired_effect", "hardware", "git_commit", "one_thread"]

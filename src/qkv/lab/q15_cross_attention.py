@@ -189,16 +189,7 @@ def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
     undecided = base.undecidable(metrics, MIN_SEEDS)
     if undecided:
         return undecided
-    found = claim_outcomes(metrics)
-    text = "; ".join(f"{c}: {o} ({why})" for c, (o, why) in found.items())
-    outcomes = {o for o, _ in found.values()}
-    if outcomes == {"holds"}:
-        return "confirmed", text
-    if outcomes == {"fails"}:
-        return "refuted", text
-    if outcomes == {"unclear"}:
-        return "inconclusive", f"nothing decided beyond seed noise: {text}"
-    return "depends", text
+    return base.claims_verdict(claim_outcomes(metrics), N_SD)
 
 
 def tables(metrics: dict[str, Any]) -> list[Table]:

@@ -218,16 +218,7 @@ def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
     undecided = base.undecidable(metrics, MIN_SEEDS)
     if undecided:
         return undecided
-    found = claim_outcomes(metrics)
-    text = "; ".join(f"{claim}: {o} ({why})" for claim, (o, why) in found.items())
-    outcomes = [o for o, _ in found.values()]
-    if all(o == "holds" for o in outcomes):
-        return "confirmed", f"every claim holds beyond {N_SD:g} sd of seed noise: {text}"
-    if all(o == "fails" for o in outcomes):
-        return "refuted", f"no claim holds: {text}"
-    if all(o == "unclear" for o in outcomes):
-        return "inconclusive", f"nothing decided beyond seed noise: {text}"
-    return "depends", text
+    return base.claims_verdict(claim_outcomes(metrics), N_SD)
 
 
 def tables(metrics: dict[str, Any]) -> list[Table]:
