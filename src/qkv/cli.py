@@ -9,6 +9,7 @@
     qkv ask N [--size smoke|full]        answer one of the 35 questions by measurement
     qkv report                           the lab's results as docs/lab/README.md and report.html
     qkv explain CHECKPOINT "text" --out explain.html   attention and attributions on one page
+    qkv serve CHECKPOINT [--port 8000]   an HTTP translation / generation service
     qkv bench
 
 One exit path: an expected failure (any :class:`~qkv.errors.QkvError`) prints
@@ -283,6 +284,7 @@ def parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_inference(sub)
 
+    from .deploy.cli_serve import add_subparser as add_serve
     from .interpret.cli import add_subparser as add_explain
     from .lab.cli import add_subparser as add_lab
     from .tokenize.cli import add_subparser as add_tokenizer
@@ -290,6 +292,7 @@ def parser() -> argparse.ArgumentParser:
     add_tokenizer(sub)
     add_lab(sub)
     add_explain(sub)
+    add_serve(sub)
 
     b = sub.add_parser("bench", help="speed benchmarks against the peers (quick size)")
     b.add_argument("--full", action="store_true")
