@@ -107,3 +107,23 @@ def test_an_int8_checkpoint_translates_and_refuses_another_precision(run_dir, tm
     assert "holds int8 weights; it cannot run at bf16" in err and "Traceback" not in err
     assert main(["generate", str(out), "--prompt", "a"]) == 2
     assert "needs a lm model" in capsys.readouterr().err
+
+
+def test_qkv_export_to_int8_then_translate(run_dir, tmp_path, capsys):
+    out = tmp_path / "int8"
+    assert main(["export", str(run_dir), "--to", "int8", "--out", str(out)]) == 0
+    assert (out / P.INT8_WEIGHTS).is_file() and (out / "tokenizer.json").is_file()
+    capsys.readouterr()
+    assert main(["translate", str(out), SENTENCE]) == 0 and capsys.readouterr().out.strip()
+
+
+def test_qkv_export_to_onnx_from_a_run_folder_matches_qkv(run_dir, tmp_path):
+    from qkv.deploy.onnx_runtime import OnnxModel, onnx_generate
+
+    out = tmp_path / "onnx"
+    assert main(["export", str(run_dir), "--to", "onnx", "--out", str(out)]) == 0
+    assert (out / "qkv_onnx.json").is_file() and (out / "tokenizer.json").is_file()
+    model, tok, _ = open_checkpoint(run_dir, family="seq2seq")
+    src = torch.tensor([tok.encode(SENTENCE, add_special_tokens=False) + [model.config.eos_id]])
+    assert torch.equal(onnx_generate(OnnxModel(out), src, max_new_tokens=8, beams=2),
+                       model.generate(src, max_new_tokens=8, beams=2))

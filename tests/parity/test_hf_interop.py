@@ -210,7 +210,6 @@ def _tiny_qkv(**changes):
     (dict(family="encoder", position="learned", embed_norm=True, embed_scale=False, type_vocab_size=2,
           dropout_embed=0.0, dropout_residual=0.1), "dropout_embed=0.0"),
     (dict(family="encoder", position="learned", embed_norm=True, embed_scale=False), "type_vocab_size=0"),
-    (dict(family="seq2seq"), "sinusoidal_layout='interleave'"),
     (dict(family="seq2seq", sinusoidal_layout="concat", norm_placement="pre"), "norm_placement='pre'"),
     (dict(arch="lstm", family="seq2seq"), "arch='lstm'"),
 ])

@@ -5,6 +5,13 @@ embeddings scaled by √d (``scale_embedding``), one embedding table shared by e
 and output, plus a per-token ``final_logits_bias``. Its sinusoids put all sines before all
 cosines (``sinusoidal_layout="concat"``), and its decoder starts from the pad token
 (``decoder_start_id``). Its LayerNorms use PyTorch's default eps, 1e-5, fixed.
+
+A qkv model with qkv's default interleaved sinusoids (sin, cos, sin, cos, ...) still exports:
+the two layouts hold the same features in another order, so renumbering the model's hidden
+features (every tensor's ``d_model`` axis, by :func:`concat_order`) turns one into the other. The
+position vector then lands in Marian's order, and every other operation on the hidden vector
+(a matmul, a residual sum, LayerNorm's mean and variance) does not care how its features are
+numbered, so the exported model computes the same logits.
 """
 
 from __future__ import annotations
@@ -104,7 +111,6 @@ def config_to_hf(cfg: ModelConfig):
         "family": ("seq2seq",),
         "attention_scale": ("sqrt_dk",),
         "position": ("sinusoidal",),
-        "sinusoidal_layout": ("concat",),
         "norm_eps": (NORM_EPS,),
         "norm_placement": ("post",),
         "embed_norm": (False,),
@@ -145,8 +151,40 @@ def weights_from_hf(hf_sd: StateDict, cfg: ModelConfig, qkv_keys: list[str]) -> 
     return to_qkv_names(sd, modules(cfg), qkv_keys)
 
 
+# Which axis of each HF tensor is the hidden (d_model) one; the others (V, d_ff, heads) stay.
+# Matched on the end of the name, so one row serves encoder and decoder, self- and cross-attention.
+HIDDEN_AXIS = (
+    ("embed_tokens.weight", 1), ("lm_head.weight", 1),  # (V, d)
+    ("q_proj.weight", 1), ("k_proj.weight", 1), ("v_proj.weight", 1), ("fc1.weight", 1),  # (out, d)
+    ("out_proj.weight", 0), ("fc2.weight", 0), ("out_proj.bias", 0), ("fc2.bias", 0),  # (d, in), (d,)
+    ("layer_norm.weight", 0), ("layer_norm.bias", 0),  # (d,)
+)
+
+
+def concat_order(d_model: int) -> torch.Tensor:
+    """Marian's feature j is qkv's interleaved feature ``order[j]``: sines (even) then cosines (odd).
+
+    Interleaved ``PE[2i] = sin_i, PE[2i+1] = cos_i``; concatenated ``PE[i] = sin_i,
+    PE[d/2 + i] = cos_i``; so ``order = [0, 2, 4, ..., 1, 3, 5, ...]``.
+    """
+    return torch.cat([torch.arange(0, d_model, 2), torch.arange(1, d_model, 2)])  # (d,)
+
+
+def to_concat_layout(sd: StateDict, d_model: int) -> StateDict:
+    """HF-named weights of an interleaved qkv model, renumbered so its hidden features are in
+    Marian's concatenated order (see the module docstring)."""
+    order = concat_order(d_model)
+    out = {}
+    for key, tensor in sd.items():
+        axis = next((a for suffix, a in HIDDEN_AXIS if key.endswith(suffix)), None)
+        out[key] = tensor if axis is None else tensor.index_select(axis, order.to(tensor.device))
+    return out
+
+
 def weights_to_hf(qkv_sd: StateDict, cfg: ModelConfig) -> StateDict:
     sd = to_hf_names(qkv_sd, modules(cfg))
+    if cfg.sinusoidal_layout == "interleave":
+        sd = to_concat_layout(sd, cfg.d_model)
     bias = sd.pop("final_logits.bias", None)
     if bias is None:  # qkv without output_bias: Marian's bias is then zero
         bias = torch.zeros(cfg.vocab_size, dtype=sd["lm_head.weight"].dtype)
