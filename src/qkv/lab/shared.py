@@ -3,14 +3,19 @@
 The shared language model is a character-level Transformer LM on Tiny Shakespeare (bytes, so
 no tokenizer to train), one per (size, seed). The first question that asks trains it with
 qkv's Trainer and saves it under the cache folder; every later ask loads the saved weights.
+The shared translator is a small Multi30k German→English model trained with the
+``translate-de-en`` recipe (Noam warm-up, label smoothing 0.1, weight decay, clipping, the last
+five checkpoints averaged) at a lab size, one per (size, seed), with its test BLEU recorded.
 The cache is ``$QKV_LAB_CACHE`` if set, else ``runs/lab/shared`` — weights never go into the
 committed ``docs/lab`` results.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,7 +26,9 @@ from ..checkpoint import latest_checkpoint, load
 from ..config import ModelConfig
 from ..data import load_shakespeare, random_lm_batch, sequential_lm_batches
 from ..models import build_model
-from ..tasks.common import mean_token_loss
+from ..tasks import TranslationTask, get_task
+from ..tasks.common import TOKENIZER_FILE, mean_token_loss
+from ..tokenize import fast as fast_tokenize
 from ..train import Trainer, TrainConfig
 
 DEFAULT_CACHE = Path("runs/lab/shared")
@@ -32,6 +39,18 @@ LM_SIZES = {
     "full": {"d_model": 128, "n_layers": 4, "n_heads": 4, "d_ff": 512, "context": 128, "steps": 800, "batch": 16,
              "val_chars": None},  # None: all of the validation text
 }
+
+
+# The translator: small enough to train in about two minutes on one thread (full) or a second
+# (smoke). Steps, warm-up and checkpoint spacing are the recipe's scaled to the run's length.
+TRANSLATOR_SIZES = {
+    "smoke": {"vocab_size": 300, "d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "steps": 6,
+              "max_tokens": 400, "warmup": 2, "lr": 2e-3, "train_limit": 1000, "test_limit": 8, "average_last": 2,
+              "save_every": 3},
+    "full": {"vocab_size": 2000, "d_model": 128, "n_layers": 2, "n_heads": 4, "d_ff": 512, "steps": 600,
+             "max_tokens": 750, "warmup": 100, "lr": 2e-3, "train_limit": None, "test_limit": None},
+}
+AVERAGE_LAST = 5  # checkpoints averaged at the end (unless a size says), spread over the last ~40% of the run
 
 
 def cache_root() -> Path:
@@ -84,4 +103,58 @@ def trained_lm(size: str, seed: int) -> tuple[nn.Module, dict]:
     return load(latest_checkpoint(folder)), json.loads((folder / "lm.json").read_text())
 
 
-__all__ = ["trained_lm", "lm_config", "shakespeare_ids", "cache_root", "LM_SIZES"]
+def translation_task(s: dict, seed: int) -> TranslationTask:
+    """The ``translate-de-en`` task at the lab size ``s`` (see TRANSLATOR_SIZES), prepared: its
+    joint BPE is trained once per (vocabulary, training subset) into the cache, then loaded."""
+    task = get_task("translate-de-en")
+    model = task.model.replace(d_model=s["d_model"], n_layers=s["n_layers"], n_heads=s["n_heads"], d_ff=s["d_ff"])
+    average = s.get("average_last", AVERAGE_LAST)
+    save_every = s.get("save_every") or max(1, (2 * s["steps"]) // (5 * average))  # last saves: last ~40%
+    train = task.train.replace(lr=s["lr"], warmup_steps=s["warmup"], max_steps=s["steps"], max_epochs=None,
+                               save_every=save_every, keep_last=average, average_last=average,
+                               seed=seed, device="cpu", log_every=s["steps"] + 1)
+    task = dataclasses.replace(task, model=model, train=train, vocab_size=s["vocab_size"],
+                               max_tokens=s["max_tokens"], train_limit=s["train_limit"], test_limit=s["test_limit"])
+    task._data = {}  # dataclasses.replace shares the default's dict; each task encodes its own data
+    subset = s["train_limit"] or "all"
+    task.prepare(cache_root() / f"multi30k-bpe{s['vocab_size']}-{subset}")
+    return task
+
+
+def train_translator(size: str, seed: int, folder: Path) -> None:
+    """Train the shared translator into ``folder``: checkpoints, ``averaged/``, the tokenizer and
+    ``translator.json`` with its held-out loss and test BLEU (beam 4, α 0.6, sacreBLEU)."""
+    s = TRANSLATOR_SIZES[size]
+    task = translation_task(s, seed)
+    torch.manual_seed(seed)
+    model = build_model(task.model_config())
+    result = Trainer(model, task.train, task.batches(), folder, progress=False).fit()
+    shutil.copy(_tokenizer_file(s), folder / TOKENIZER_FILE)
+    final = load(result.averaged).eval()
+    test = task.test(final, beams=4)
+    record = {"size": size, "seed": seed, "steps": result.step, "val_loss": task.evaluate(final)["loss"],
+              **{k: test[k] for k in ("bleu", "bleu_cased", "chrf", "n", "beams")}, "examples": test["examples"][:2]}
+    (folder / "translator.json").write_text(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _tokenizer_file(s: dict) -> Path:
+    return cache_root() / f"multi30k-bpe{s['vocab_size']}-{s['train_limit'] or 'all'}" / TOKENIZER_FILE
+
+
+def trained_translator(size: str, seed: int) -> tuple[nn.Module, object, dict]:
+    """The shared Multi30k de→en translator for (size, seed): (model, tokenizer, record);
+    trained on first use only, like :func:`trained_lm`."""
+    folder = cache_root() / f"multi30k-translator-{size}-seed{seed}"
+    if not (folder / "translator.json").is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
+            train_translator(size, seed, Path(tmp))
+            if not (folder / "translator.json").is_file():
+                Path(tmp).rename(folder)
+                Path(tmp).mkdir()
+    record = json.loads((folder / "translator.json").read_text())
+    return load(folder / "averaged").eval(), fast_tokenize.load(folder / TOKENIZER_FILE), record
+
+
+__all__ = ["trained_lm", "lm_config", "shakespeare_ids", "cache_root", "LM_SIZES", "TRANSLATOR_SIZES",
+           "translation_task", "trained_translator"]
