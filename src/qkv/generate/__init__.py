@@ -35,6 +35,7 @@ def generate(
     seed: int | None = None,
     eos_id: int | None = -1,
     allow_extrapolation: bool = False,
+    use_cache: bool = True,
 ) -> Tensor:
     """Generate token ids. Greedy unless ``beams > 1`` or ``do_sample``.
 
@@ -49,12 +50,18 @@ def generate(
     alone, as nanoGPT does; ``allow_extrapolation=True`` runs a position scheme that can go past
     ``max_len`` (all but ``learned``) past it instead. A seq2seq request past ``max_len`` and
     every setting out of range raise :class:`GenerationError`. Beam sampling is not supported.
+
+    ``use_cache=False`` keeps no KV cache (or LSTM state): each new token runs the decoder over
+    the whole prefix again. That is the cached path's computation (so the same tokens, up to
+    float rounding at a near tie) at the cost of decoding without a cache (question 17). For a
+    decoder built without the causal mask (``causal_mask=False``, question 16) the two differ:
+    the full pass lets earlier prefix positions see later ones.
     """
     cfg = model.config
     check_settings(cfg, max_new_tokens=max_new_tokens, beams=beams, length_alpha=length_alpha,
                    early_stopping=early_stopping, do_sample=do_sample, temperature=temperature, top_k=top_k,
                    top_p=top_p, repetition_penalty=repetition_penalty, seed=seed, eos_id=eos_id,
-                   allow_extrapolation=allow_extrapolation)
+                   allow_extrapolation=allow_extrapolation, use_cache=use_cache)
     check_input(model, input_ids, mask)
     window = context_window(cfg, input_ids.shape[1], max_new_tokens, allow_extrapolation)
     if window is not None:
@@ -63,7 +70,7 @@ def generate(
     was_training = model.training
     model.eval()
     try:
-        stepper = Stepper(model, input_ids, mask, max_new_tokens, window)
+        stepper = Stepper(model, input_ids, mask, max_new_tokens, window, use_cache=use_cache)
         if do_sample:
             gen = torch.Generator(device=input_ids.device)
             gen.manual_seed(seed if seed is not None else torch.seed())

@@ -68,7 +68,7 @@ def _check_sampling(do_sample: bool, beams: int, temperature: object, top_k: obj
 def check_settings(cfg: ModelConfig, *, max_new_tokens: object, beams: object, length_alpha: object,
                    early_stopping: object, do_sample: object, temperature: object, top_k: object,
                    top_p: object, repetition_penalty: object, seed: object, eos_id: object,
-                   allow_extrapolation: object) -> None:
+                   allow_extrapolation: object, use_cache: object = True) -> None:
     """Raise :class:`GenerationError` for the first decoding setting out of range."""
     _integer("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS_LIMIT)
     _integer("beams", beams, 1)
@@ -77,6 +77,7 @@ def check_settings(cfg: ModelConfig, *, max_new_tokens: object, beams: object, l
     _flag("early_stopping", early_stopping)
     _flag("do_sample", do_sample)
     _flag("allow_extrapolation", allow_extrapolation)
+    _flag("use_cache", use_cache)
     _check_sampling(do_sample, beams, temperature, top_k, top_p, repetition_penalty)
     _integer("seed", seed, 0, SEED_LIMIT, optional=True)
     if eos_id is not None and eos_id != -1 and not (_is_int(eos_id) and 0 <= eos_id < cfg.vocab_size):
