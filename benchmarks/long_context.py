@@ -32,7 +32,10 @@ sequence of T tokens):
   ``batch2``, the same two sequences in one step.
 
 Attention alone: one attention layer (forward + backward) from 1k to 16k tokens, the block window
-against the same window as a (T, T) mask over full attention, and plain ``is_causal``.
+against the same window as a (T, T) mask over full attention, and plain ``is_causal``; and the
+same three as the attention operation alone (``op_*``: q, k, v given, the window's (T, T) mask
+built inside the call as a model builds it every forward), without the projections, whose
+O(T) memory is the same in all three and bounds the layer's ratio.
 
 Decoding: per-token latency (median over 16 steps) and KV-cache bytes after a prefill of n
 tokens, for the full cache, the rolling window cache (window 256) and XL memory (512).
@@ -61,7 +64,8 @@ from qkv import ModelConfig  # noqa: E402
 from qkv.models import build_model  # noqa: E402
 from qkv.train.runtime import cpu_has_fast_bf16  # noqa: E402
 
-ATTENTION = ("block_window", "mask_window", "is_causal")  # one attention layer alone
+ATTENTION = ("block_window", "mask_window", "is_causal",  # one attention layer alone
+             "op_block_window", "op_mask_window", "op_is_causal")  # the attention operation alone
 ATTENTION_LENGTHS = dict(long=[1024, 4096, 8192, 16384], full=[1024, 4096, 8192, 16384], quick=[1024],
                          tiny=[64, 128])
 TRAIN = ("reference", "full_mask", "is_causal", "window", "window_mask", "xl", "checkpoint", "bf16",
@@ -168,6 +172,8 @@ def attention_call(variant: str, m: dict, T: int) -> Callable[[], None]:
     from qkv.nn import masks
     from qkv.nn.attention import MultiHeadAttention
 
+    if variant.startswith("op_"):
+        return attention_op_call(variant[3:], m, T)
     attn = MultiHeadAttention(config(m, T, window=m["window"]))
     x = torch.randn(1, T, m["d"], requires_grad=True)  # (B, T, d)
     mask = {"block_window": masks.LocalWindow(m["window"]), "is_causal": masks.CAUSAL,
@@ -177,6 +183,29 @@ def attention_call(variant: str, m: dict, T: int) -> Callable[[], None]:
         attn(x, mask=mask).sum().backward()
         x.grad = None
         attn.zero_grad(set_to_none=True)
+
+    return call
+
+
+def attention_op_call(variant: str, m: dict, T: int) -> Callable[[], None]:
+    """Forward + backward of the attention operation alone on given q, k, v ``(1, H, T, D)``."""
+    from qkv.nn import masks
+    from qkv.nn.attention import fused_attention
+    from qkv.nn.local_attention import block_local_attention
+
+    H, w = m["heads"], m["window"]
+    D = m["d"] // H
+    leaves = [torch.randn(1, T, H, D, requires_grad=True) for _ in range(3)]  # token-major, as projected
+    q, k, v = (t.transpose(1, 2) for t in leaves)  # (1, H, T, D)
+    attend = {"block_window": lambda: block_local_attention(q, k, v, w, D ** -0.5),
+              "mask_window": lambda: fused_attention(q, k, v, scale=D ** -0.5,
+                                                     mask=masks.LocalWindow(w).materialise(T, T)),
+              "is_causal": lambda: fused_attention(q, k, v, scale=D ** -0.5, is_causal=True)}[variant]
+
+    def call() -> None:
+        attend().sum().backward()
+        for t in leaves:
+            t.grad = None
 
     return call
 
@@ -242,11 +271,12 @@ def attention_section(size: str, threads: int, memory: bool) -> dict[str, Any]:
         for v, peaks in zip(ATTENTION, common.run_children(calls, 1)):
             for T, mib in peaks.items():
                 rows[v][T]["peak_mib"] = mib
-    ratio = {key: {T: common.rounded(rows["mask_window"][T][key] / rows["block_window"][T][key])
-                   for T in rows["block_window"] if rows["block_window"][T].get(key)}
-             for key in ("ms", "peak_mib")}
+    ratio = {f"{prefix}mask_window/{prefix}block_window": {
+        key: {T: common.rounded(rows[f"{prefix}mask_window"][T][key] / rows[f"{prefix}block_window"][T][key])
+              for T in rows[f"{prefix}block_window"] if rows[f"{prefix}block_window"][T].get(key)}
+        for key in ("ms", "peak_mib")} for prefix in ("", "op_")}
     return {"layer": dict(d=m["d"], heads=m["heads"], window=m["window"], batch=1), "lengths": lengths,
-            "variants": rows, "mask_window/block_window": ratio}
+            "variants": rows, **ratio}
 
 
 def ratios(train: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:

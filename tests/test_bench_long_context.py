@@ -39,4 +39,4 @@ def test_attention_alone_compares_the_block_window_with_the_masked_window(tiny):
     assert set(a["variants"]) == set(long_context.ATTENTION)
     for T in map(str, a["lengths"]):
         assert all(a["variants"][v][T]["ms"] > 0 for v in long_context.ATTENTION)
-        assert a["mask_window/block_window"]["ms"][T] > 0
+        assert a["mask_window/block_window"]["ms"][T] > 0 and a["op_mask_window/op_block_window"]["ms"][T] > 0

@@ -11,7 +11,7 @@ from qkv.config import ModelConfig
 from qkv.models import build_model
 from qkv.nn import masks
 from qkv.nn.attention import RollingLayerCache
-from qkv.nn.local_attention import band_mask, block_local_attention
+from qkv.nn.local_attention import band_attention, band_mask, block_local_attention, previous_block_mask
 
 
 def masked_reference(q, k, v, window, scale):
@@ -22,16 +22,37 @@ def masked_reference(q, k, v, window, scale):
     return scores.masked_fill(~allowed, float("-inf")).softmax(-1) @ v
 
 
-@pytest.mark.parametrize("T, window", [(64, 16), (50, 16), (10, 16), (33, 1), (40, 40)])
-def test_blocks_equal_full_attention_under_the_window_mask(T, window):
+def padded_band(q, k, v, window, scale):  # the (w, 2w) band call, padded to whole blocks as the dispatcher does
+    T, w = q.shape[2], min(window, q.shape[2])
+    pad = -T % w
+    return band_attention(*(F.pad(t, (0, 0, 0, pad)) for t in (q, k, v)), w, scale)[:, :, :T]
+
+
+@pytest.mark.parametrize("path", [block_local_attention, padded_band], ids=["two_halves", "band"])
+@pytest.mark.parametrize("T, window", [(64, 16), (50, 16), (10, 16), (33, 1), (40, 40), (96, 32)])
+def test_blocks_equal_full_attention_under_the_window_mask(T, window, path):
     torch.manual_seed(T)
     q, k, v = (torch.randn(2, 3, T, 8, requires_grad=True) for _ in range(3))
-    got = block_local_attention(q, k, v, window, scale=8 ** -0.5)
+    got = path(q, k, v, window, scale=8 ** -0.5)
     ref = masked_reference(q, k, v, window, scale=8 ** -0.5)
     assert got.shape == ref.shape and torch.allclose(got, ref, atol=1e-5)
     g_got = torch.autograd.grad(got.square().sum(), (q, k, v))
     g_ref = torch.autograd.grad(ref.square().sum(), (q, k, v))
     assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(g_got, g_ref))
+
+
+def test_the_two_halves_path_in_bf16_stays_near_the_fp32_reference():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 64, 16) for _ in range(3))
+    got = block_local_attention(*(t.bfloat16() for t in (q, k, v)), 16, scale=0.25)
+    assert got.dtype == torch.bfloat16
+    assert torch.allclose(got.float(), masked_reference(q, k, v, 16, scale=0.25), atol=3e-2)
+
+
+def test_the_previous_block_mask_hides_the_keys_a_query_sees_in_its_own_block():
+    assert torch.isinf(previous_block_mask(3, torch.float32)).tolist() == [[True, False, False],
+                                                                           [True, True, False],
+                                                                           [True, True, True]]
 
 
 def test_the_band_mask_lets_each_query_see_itself_and_the_window_before_it():
