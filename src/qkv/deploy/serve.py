@@ -111,10 +111,18 @@ def open_torch_engine(checkpoint: str | Path, precision: str | None = None) -> T
     return engine
 
 
+def open_ct2_engine(ct2_dir: str | Path) -> Engine:
+    """A CTranslate2 export (``qkv export --to ctranslate2``) behind the same protocol."""
+    from .ct2_export import CT2Engine
+
+    return CT2Engine(ct2_dir)
+
+
 ENGINES: dict[str, Callable[[str | Path], Engine]] = {
     "torch": open_torch_engine,
     "torch-bf16": lambda checkpoint: open_torch_engine(checkpoint, "bf16"),
     "torch-int8": lambda checkpoint: open_torch_engine(checkpoint, "int8"),
+    "ctranslate2": open_ct2_engine,  # a folder written by `qkv export --to ctranslate2`
 }
 
 
