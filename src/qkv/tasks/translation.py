@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import sacrebleu
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..data import TranslationCollator, load_multi30k, load_tatoeba
@@ -48,14 +49,20 @@ def encode_sources(tok, sentences: list[str], max_len: int, eos_id: int, *, trun
 
 
 def translate(model: nn.Module, tok, sentences: list[str], *, beams: int = 4, batch_size: int = 64,
-              max_new_tokens: int | None = None, length_alpha: float = 0.6, truncate: bool = False) -> list[str]:
-    """Translate ``sentences`` in length-sorted batches; returns them in the input order."""
+              max_new_tokens: int | None = None, length_alpha: float = 0.6, truncate: bool = False,
+              decode: Callable[..., Tensor] | None = None) -> list[str]:
+    """Translate ``sentences`` in length-sorted batches; returns them in the input order.
+
+    ``decode(ids, mask, max_new_tokens=, beams=, length_alpha=) → (B, L)`` new tokens replaces
+    qkv's ``generate`` (e.g. an exported model's runtime); ``model`` then needs only ``.config``.
+    """
     cfg = model.config
     if cfg.family != "seq2seq":
         raise InputError(f"this is a {cfg.family!r} model, not a translator (family 'seq2seq')")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size={batch_size!r} must be a positive integer (sentences per batch)")
-    device = next(model.parameters()).device
+    device = next(model.parameters()).device if decode is None else torch.device("cpu")
+    decode = decode or partial(generate, model)
     encoded = encode_sources(tok, sentences, cfg.max_len, cfg.eos_id, truncate=truncate)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     out: list[str] = [""] * len(sentences)
@@ -67,8 +74,7 @@ def translate(model: nn.Module, tok, sentences: list[str], *, beams: int = 4, ba
             ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
         mask = ids != cfg.pad_id
         limit = max_new_tokens or min(cfg.max_len - 1, int(T * 1.5) + 10)
-        new = generate(model, ids.to(device), mask.to(device), max_new_tokens=limit, beams=beams,
-                       length_alpha=length_alpha)
+        new = decode(ids.to(device), mask.to(device), max_new_tokens=limit, beams=beams, length_alpha=length_alpha)
         for row, i in enumerate(chunk):
             tokens = new[row].tolist()
             if cfg.eos_id in tokens:
