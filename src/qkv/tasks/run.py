@@ -253,11 +253,12 @@ def train(preset: str, overrides: list[str], *, out: str | None = None, resume: 
     if resume:
         run_dir, checkpoint = _resume_point(resume)
         overrides, accepted = resume_overrides(run_dir, preset, overrides)
+        task = configure(preset, overrides)  # every override checked before anything is written
     else:
         run_dir, checkpoint, accepted = Path(out or f"runs/{preset}"), None, []
+        task = configure(preset, overrides)  # a typo in an override is reported before a taken folder
         if _is_main_process():
             refuse_existing(run_dir)
-    task = configure(preset, overrides)  # every override checked before anything is written
     if max_minutes is not None:
         task = dataclasses.replace(task, train=task.train.replace(max_minutes=max_minutes))
     if resume:
