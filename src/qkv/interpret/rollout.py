@@ -9,10 +9,10 @@ only the last layer's direct attention (which ignores where that layer's inputs 
 Attention flow, the paper's other method, is not implemented; rollout and Integrated Gradients
 stand in for it. Flow treats the same layered graph as a flow network, with the A matrices as
 capacities, and takes the maximum flow from each output position to each input token. That is
-one max-flow problem per (position, token) pair on an (L+1)·T-node graph, T² solves for every
-sentence, where rollout is L matrix products. What flow was meant for, which tokens an output depends on, qkv
-answers with Integrated Gradients (``interpret.attribution``), a gradient method with a
-completeness check. Question 34 compares IG with raw attention and rollout by rank correlation
+one max-flow problem per (position, token) pair on an (L+1)·T-node graph: T² solves for every
+sentence, where rollout is L matrix products. What flow was meant for, which tokens an output
+depends on, qkv answers with Integrated Gradients (``interpret.attribution``), a gradient method
+with a completeness check. Question 34 compares IG with raw attention and rollout by rank correlation
 and by a deletion test.
 """
 
