@@ -20,9 +20,6 @@ Reproduce: ``qkv ask 15 --size full``.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -72,21 +69,8 @@ SIZES = {
 
 def trained_translator(size: str, seed: int) -> tuple[nn.Module, Any, dict]:
     """The small Multi30k translator for (size, seed): trained by the preset on first use."""
-    import json
-
-    from ..tasks.run import open_checkpoint, train
-
-    folder = shared.cache_root() / f"multi30k-translator-q15-{size}-seed{seed}"
-    if not (folder / "final").is_dir():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
-        with tempfile.TemporaryDirectory(dir=folder.parent) as tmp, quiet[0], quiet[1]:
-            run = Path(tmp) / "run"
-            train("translate-de-en", [*SIZES[size]["overrides"], f"seed={seed}"], out=str(run))
-            run.rename(folder)
-    model, tok, _ = open_checkpoint(folder)
-    results = json.loads((folder / "results.json").read_text()) if (folder / "results.json").is_file() else {}
-    return model.eval(), tok, results
+    return shared.trained_by_preset("translate-de-en", [*SIZES[size]["overrides"], f"seed={seed}"],
+                                    f"multi30k-translator-q15-{size}-seed{seed}")
 
 
 def aligner(tok, s: dict) -> IBMModel1:

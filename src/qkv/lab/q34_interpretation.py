@@ -21,10 +21,7 @@ Reproduce: ``qkv ask 34 --size full``.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -81,18 +78,9 @@ SIZES = {
 
 def trained_classifier(size: str, seed: int) -> tuple[nn.Module, Any]:
     """The SST-2 classifier for (size, seed): trained by the preset on first use, then loaded."""
-    from ..tasks.run import open_checkpoint, train
-
-    folder = shared.cache_root() / f"sst2-classifier-{size}-seed{seed}"
-    if not (folder / "final").is_dir():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
-        with tempfile.TemporaryDirectory(dir=folder.parent) as tmp, quiet[0], quiet[1]:  # the trainer's log
-            run = Path(tmp) / "run"
-            train("classify-sst2", [*SIZES[size]["overrides"], f"seed={seed}"], out=str(run))
-            run.rename(folder)
-    model, tok, _ = open_checkpoint(folder)
-    return model.eval(), tok
+    model, tok, _ = shared.trained_by_preset("classify-sst2", [*SIZES[size]["overrides"], f"seed={seed}"],
+                                             f"sst2-classifier-{size}-seed{seed}")
+    return model, tok
 
 
 def dev_batch(tok, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

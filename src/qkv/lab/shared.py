@@ -12,7 +12,9 @@ committed ``docs/lab`` results.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import shutil
@@ -156,5 +158,23 @@ def trained_translator(size: str, seed: int) -> tuple[nn.Module, object, dict]:
     return load(folder / "averaged").eval(), fast_tokenize.load(folder / TOKENIZER_FILE), record
 
 
-__all__ = ["trained_lm", "lm_config", "shakespeare_ids", "cache_root", "LM_SIZES", "TRANSLATOR_SIZES",
+def trained_by_preset(preset: str, overrides: list[str], name: str) -> tuple[nn.Module, object, dict]:
+    """(model, tokenizer, results.json) of ``qkv train preset overrides``, cached as ``name``:
+    trained on first use (quietly, into a temporary folder renamed when done), then loaded."""
+    from ..tasks.run import open_checkpoint, train
+
+    folder = cache_root() / name
+    if not (folder / "final").is_dir():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
+        with tempfile.TemporaryDirectory(dir=folder.parent) as tmp, quiet[0], quiet[1]:  # the trainer's log
+            run = Path(tmp) / "run"
+            train(preset, overrides, out=str(run))
+            run.rename(folder)
+    model, tok, _ = open_checkpoint(folder)
+    results = json.loads((folder / "results.json").read_text()) if (folder / "results.json").is_file() else {}
+    return model.eval(), tok, results
+
+
+__all__ = ["trained_lm", "trained_by_preset", "lm_config", "shakespeare_ids", "cache_root", "LM_SIZES", "TRANSLATOR_SIZES",
            "translation_task", "trained_translator"]
