@@ -40,7 +40,6 @@ from qkv.data import IGNORE_INDEX, TranslationCollator, load_multi30k  # noqa: E
 from qkv.deploy.precision import open_model  # noqa: E402
 from qkv.deploy.pruning import magnitude_prune, prune_ffn_fraction  # noqa: E402
 from qkv.interpret import ablation_importance, prune_least_important  # noqa: E402
-
 from qkv.tasks.translation import score, translate  # noqa: E402
 
 SENTENCES = dict(full=None, quick=64, tiny=6)
