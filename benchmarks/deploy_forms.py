@@ -15,7 +15,8 @@ Every form translates the same sentences (test_2016_flickr, or its first ``--sen
 beam 4 (α 0.6) in batches of 32 on ``--threads`` threads; sentences/s is the median of
 ``--rounds`` rounds, the forms interleaved within each round, after one warm-up batch each.
 BLEU is sacreBLEU 13a (lowercased, as the README's number). "same" is the share of
-translations identical to torch-fp32's.
+translations identical to torch-fp32's. ``torch_fp32_profile``: where eager fp32 decoding of one
+batch spends its time (each op's share of self CPU time, torch.profiler).
 """
 
 from __future__ import annotations
@@ -57,6 +58,23 @@ def timed_rounds(forms, sources: list[str], rounds: int) -> dict[str, dict[str, 
     return {f.name: {"hyps": hyps[f.name], "sentences_per_s": median(speeds[f.name])} for f in forms}
 
 
+def profile_torch(model: torch.nn.Module, tok, sources: list[str], top: int = 8) -> dict[str, float]:
+    """Where eager PyTorch spends one batch's decoding: each op's share of self CPU time, the
+    ``top`` largest, plus the share of every op not among them ("other")."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from qkv.tasks.translation import translate
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        translate(model, tok, sources[:BATCH], beams=BEAMS, batch_size=BATCH, truncate=True)
+    events = [(e.key, e.self_cpu_time_total) for e in prof.key_averages()]
+    total = sum(t for _, t in events) or 1.0
+    ranked = sorted(events, key=lambda e: -e[1])
+    shares = {key: common.rounded(t / total, 3) for key, t in ranked[:top]}
+    shares["other"] = common.rounded(sum(t for _, t in ranked[top:]) / total, 3)
+    return shares
+
+
 def run(checkpoint: str, size: str, threads: int, limit: int | None) -> dict[str, Any]:
     torch.set_num_threads(threads)
     model, tok, _ = open_model(checkpoint, family="seq2seq", command="benchmarks.deploy_forms")
@@ -75,7 +93,8 @@ def run(checkpoint: str, size: str, threads: int, limit: int | None) -> dict[str
                       "mib": common.rounded(sizes[name] / 2**20),
                       "same_as_fp32": common.rounded(sum(a == b for a, b in zip(m["hyps"], fp32["hyps"])) / len(refs))}
     return dict(benchmark="deploy_forms", size=size, **common.environment("cpu", threads), checkpoint=checkpoint,
-                sentences=len(refs), beams=BEAMS, batch=BATCH, rounds=ROUNDS[size], forms=rows)
+                sentences=len(refs), beams=BEAMS, batch=BATCH, rounds=ROUNDS[size], forms=rows,
+                torch_fp32_profile=profile_torch(model, tok, sources))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -27,3 +27,4 @@ def test_the_fp32_runtimes_translate_as_pytorch_does(result):
     assert result["forms"]["torch-fp32"]["same_as_fp32"] == 1.0
     assert result["forms"]["onnx-fp32"]["same_as_fp32"] == 1.0  # the same search on the same function
     assert result["forms"]["torch-int8"]["mib"] < result["forms"]["torch-fp32"]["mib"]
+    assert sum(result["torch_fp32_profile"].values()) == pytest.approx(1.0, abs=0.01)
