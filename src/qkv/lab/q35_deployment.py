@@ -1,0 +1,200 @@
+"""Question 35: Deploying on different hardware (部署)
+
+Claims under test (as commonly answered): int8 quantisation makes CPU inference faster at a
+negligible cost in quality; a dedicated inference runtime (ONNX Runtime, CTranslate2) is faster
+than the framework the model was trained in; bf16 speeds inference up wherever it is used.
+
+Method: the lab's shared Multi30k de→en translators (``qkv.lab.shared.trained_translator``,
+one per seed; their recipe and BLEU in the record) are put into every deployment form qkv ships
+(``qkv.deploy.forms``: eager PyTorch at fp32, bf16 and int8; ONNX Runtime at fp32 and int8;
+CTranslate2 at fp32 and int8). Each form translates the same subset of test_2016_flickr with
+beam 4 in batches of 32 on one CPU thread, the forms interleaved over 5 rounds: sacreBLEU (13a,
+lowercase), the median sentences/s, weights on disk, and how many translations are identical to
+the fp32 model's. Quality and speed
+differences are paired by seed against the seed noise. bf16 runs only where the CPU has
+AVX-512-BF16 or AMX (elsewhere it is several times slower and not a deployment choice).
+
+Reproduce: ``qkv ask 35 --size full``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import sacrebleu
+
+from ..data import load_multi30k
+from ..deploy.forms import available, build_forms
+from ..train.runtime import cpu_has_fast_bf16
+from . import base, plots, shared
+from .table import Table, fmt
+
+NUMBER = 35
+TITLE = "Deploying on different hardware"
+KEYWORD = "部署"
+CLAIMS = [
+    "int8 quantisation makes CPU inference faster at a negligible cost in quality (< 0.5 BLEU).",
+    "A dedicated inference runtime (ONNX Runtime, CTranslate2) is faster than eager PyTorch.",
+    "bf16 inference is faster than fp32.",
+]
+ANSWER = """\
+Deployment is fitting the same function into the hardware's cheapest arithmetic and the least
+work around it. Decoding a small translator on a CPU is bound by moving weights and by the
+framework's work between matrix products, not by the products themselves. int8 weights are a
+quarter of fp32's bytes and the CPU's int8 dot-product instructions (AVX-512 VNNI, AMX) do four
+times the work per instruction; the error they add is a rounding per output channel, small
+against what the model has learnt. A dedicated runtime removes the rest: ONNX Runtime runs a
+fixed graph without Python in between, CTranslate2 is written for exactly this decoder loop
+(fused layers, cached keys, batched beams in C++). bf16 halves the bytes, but only hardware with
+native bf16 units computes in it fast; elsewhere it is emulated and slower. On a GPU the same
+reasoning picks fp16/bf16 and large batches; qkv's forms run on the CPU here. The table shows
+what each form buys on this CPU, for a translator this small, at beam 4, on one thread."""
+FULL_SEEDS = 3
+SMOKE_SEEDS = 1
+MIN_SEEDS = 3
+N_SD = 2.0
+MAX_BLEU_DROP = 0.5  # BLEU points: a quantised form within this of fp32 keeps quality
+MIN_SPEEDUP = 1.1  # a form must be this much faster than torch-fp32 to count as faster
+SIZES = {
+    "smoke": {"translator": "smoke", "test_sentences": 6, "beams": 2, "batch_size": 4, "rounds": 1},
+    "full": {"translator": "full", "test_sentences": 300, "beams": 4, "batch_size": 32, "rounds": 5},
+}
+INT8 = ("torch-int8", "onnx-int8", "ct2-int8")
+RUNTIMES = ("onnx-fp32", "ct2-fp32", "onnx-int8", "ct2-int8")
+
+
+def measure(forms, sources: list[str], refs: list[str], s: dict) -> list[dict[str, Any]]:
+    """Each form on the test subset, the forms interleaved over ``rounds`` rounds (so a change in
+    the machine's load falls on all of them): BLEU of the first round's translations, the median
+    sentences/s, size, and the share of translations identical to the first form's (torch-fp32)."""
+    hyps: dict[str, list[str]] = {}
+    speeds: dict[str, list[float]] = {f.name: [] for f in forms}
+    for _ in range(s["rounds"]):
+        for form in forms:
+            start = time.perf_counter()
+            out = form.translate(sources, s["beams"], s["batch_size"])
+            speeds[form.name].append(len(sources) / (time.perf_counter() - start))
+            hyps.setdefault(form.name, out)
+    reference = hyps[forms[0].name]
+    return [{"form": f.name, "bleu": sacrebleu.corpus_bleu(hyps[f.name], [refs], lowercase=True).score,
+             "sentences_per_s": statistics.median(speeds[f.name]), "mib": f.bytes / 2**20,
+             "same_as_fp32": sum(h == r for h, r in zip(hyps[f.name], reference)) / len(refs)} for f in forms]
+
+
+def run_seed(seed: int, s: dict, names: list[str]) -> list[dict[str, Any]]:
+    model, tok, record = shared.trained_translator(s["translator"], seed)
+    pairs = load_multi30k("test")[: s["test_sentences"]]
+    sources, refs = [p[0] for p in pairs], [p[1] for p in pairs]
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = measure(build_forms(model, tok, Path(tmp), names, threads=1), sources, refs, s)
+    return [{"seed": seed, "translator_bleu": record.get("bleu"), **row} for row in rows]
+
+
+def run(size: str, seeds: int, out: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    s = SIZES[size]
+    names = available()
+    with base.one_thread():
+        rows = [row for seed in range(seeds) for row in run_seed(seed, s, names)]
+    results = {"rows": rows, "forms": names, "bf16_native": cpu_has_fast_bf16()}
+    config = {**s, "translator_sizes": shared.TRANSLATOR_SIZES[s["translator"]], "data": "Multi30k de→en",
+              "test_subset": f"first {s['test_sentences']} pairs of test_2016_flickr", "threads": 1}
+    names_out = [plot(results, out)]
+    return base.finish(verdict, base.record(NUMBER, size, seeds, out, config, results, names_out, started), out)
+
+
+def column(metrics: dict[str, Any], form: str, key: str) -> list[float]:
+    return [r[key] for r in sorted((r for r in metrics["results"]["rows"] if r["form"] == form),
+                                   key=lambda r: r["seed"])]
+
+
+def speedup(metrics: dict[str, Any], form: str) -> dict[str, Any]:
+    """sentences/s of ``form`` over torch-fp32's, paired by seed. ``outcome``: "faster" beyond
+    noise and by MIN_SPEEDUP, "not faster" when even mean + N_SD·sd stays below MIN_SPEEDUP,
+    else "unclear"."""
+    ratios = [a / b for a, b in zip(column(metrics, form, "sentences_per_s"),
+                                    column(metrics, "torch-fp32", "sentences_per_s"))]
+    m, sd = base.mean(ratios), base.std(ratios)
+    outcome = ("faster" if m - 1 > N_SD * sd and m >= MIN_SPEEDUP else
+               "not faster" if m + N_SD * sd < MIN_SPEEDUP else "unclear")
+    return {"mean": m, "sd": sd, "outcome": outcome}
+
+
+def bleu_drop(metrics: dict[str, Any], form: str) -> dict[str, Any]:
+    """BLEU of torch-fp32 − ``form``, paired by seed: "kept" when mean + N_SD·sd < MAX_BLEU_DROP,
+    "lost" when mean − N_SD·sd > MAX_BLEU_DROP, else "unclear"."""
+    d = base.paired_effect(column(metrics, "torch-fp32", "bleu"), column(metrics, form, "bleu"), N_SD, 0.0)
+    outcome = ("kept" if d["mean"] + N_SD * d["sd"] < MAX_BLEU_DROP else
+               "lost" if d["mean"] - N_SD * d["sd"] > MAX_BLEU_DROP else "unclear")
+    return {**d, "outcome": outcome}
+
+
+def combined(outcomes: list[str]) -> str:
+    """Per-form outcomes ("holds", "fails", "unclear") → the claim's: all alike, else unclear."""
+    return outcomes[0] if len(set(outcomes)) == 1 else "unclear"
+
+
+def int8_claim(metrics: dict[str, Any]) -> tuple[str, str]:
+    forms = [f for f in INT8 if f in metrics["results"]["forms"]]
+    parts, outcomes = [], []
+    for f in forms:
+        sp, drop = speedup(metrics, f), bleu_drop(metrics, f)
+        outcomes.append("holds" if sp["outcome"] == "faster" and drop["outcome"] == "kept" else
+                        "fails" if sp["outcome"] == "not faster" or drop["outcome"] == "lost" else "unclear")
+        parts.append(f"{f} ×{sp['mean']:.2f} ± {sp['sd']:.2f} speed ({sp['outcome']}), "
+                     f"BLEU fp32 − int8 {drop['mean']:+.2f} ± {drop['sd']:.2f} ({drop['outcome']})")
+    return combined(outcomes), "; ".join(parts)
+
+
+def runtime_claim(metrics: dict[str, Any]) -> tuple[str, str]:
+    forms = [f for f in RUNTIMES if f in metrics["results"]["forms"]]
+    speeds = {f: speedup(metrics, f) for f in forms}
+    outcomes = [{"faster": "holds", "not faster": "fails"}.get(v["outcome"], "unclear") for v in speeds.values()]
+    return combined(outcomes), "; ".join(f"{f} ×{v['mean']:.2f} ± {v['sd']:.2f} ({v['outcome']})"
+                                         for f, v in speeds.items())
+
+
+def bf16_claim(metrics: dict[str, Any]) -> tuple[str, str]:
+    if "torch-bf16" not in metrics["results"]["forms"]:
+        return "unclear", "not measured: this CPU has neither AVX-512-BF16 nor AMX"
+    sp = speedup(metrics, "torch-bf16")
+    text = f"torch-bf16 ×{sp['mean']:.2f} ± {sp['sd']:.2f} against torch-fp32 ({sp['outcome']}), on a CPU with native bf16"
+    return {"faster": "holds", "not faster": "fails"}.get(sp["outcome"], "unclear"), text
+
+
+def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
+    undecided = base.undecidable(metrics, MIN_SEEDS)
+    if undecided:
+        return undecided
+    found = {"int8": int8_claim(metrics), "runtime": runtime_claim(metrics), "bf16": bf16_claim(metrics)}
+    return base.claims_verdict(found, N_SD)
+
+
+def plot(results: dict[str, Any], out: Path) -> str:
+    fig, (ax_speed, ax_bleu) = plots.figure(2, width=5.0)
+    forms = results["forms"]
+    for i, form in enumerate(forms):
+        rows = [r for r in results["rows"] if r["form"] == form]
+        color = "C0" if form == "torch-fp32" else "C1" if "int8" in form else "C2"
+        plots.seed_points(ax_speed, i, [r["sentences_per_s"] for r in rows], color, width=0.2)
+        plots.seed_points(ax_bleu, i, [r["bleu"] for r in rows], color, width=0.2)
+    for ax, label in ((ax_speed, "sentences/s (beam 4, batch 32, 1 thread)"), (ax_bleu, "BLEU (test subset)")):
+        ax.set(xticks=range(len(forms)), ylabel=label)
+        ax.set_xticklabels(forms, rotation=35, fontsize=8, ha="right")
+    ax_speed.set_title("each deployment form of the same translator")
+    return plots.save(fig, out, "q35_deployment.png")
+
+
+def tables(metrics: dict[str, Any]) -> list[Table]:
+    stat = lambda xs: f"{base.mean(xs):.2f} ± {base.std(xs):.2f}"  # noqa: E731
+    rows = []
+    for form in metrics["results"]["forms"]:
+        sp = speedup(metrics, form)
+        rows.append([form, stat(column(metrics, form, "bleu")), stat(column(metrics, form, "sentences_per_s")),
+                     f"×{sp['mean']:.2f} ± {sp['sd']:.2f}", fmt(base.mean(column(metrics, form, "mib"))),
+                     f"{100 * base.mean(column(metrics, form, 'same_as_fp32')):.0f}%"])
+    return [(["form", "BLEU", "sentences/s", "speed vs torch-fp32", "MiB on disk", "same output as fp32"], rows)]
