@@ -125,6 +125,16 @@ def base_parser(description: str, sizes) -> argparse.ArgumentParser:
     return p
 
 
+def translator_parser(description: str, sizes) -> argparse.ArgumentParser:
+    """``base_parser`` plus what a benchmark of one trained translator takes: the checkpoint,
+    ``--sentences`` (only the first N test sentences) and ``--out``."""
+    p = base_parser(description, sizes)
+    p.add_argument("checkpoint", help="a trained translator: a run folder (its final/) or a checkpoint")
+    p.add_argument("--sentences", type=int, help="only the first N test sentences")
+    p.add_argument("--out", help="also write the JSON here")
+    return p
+
+
 def _status_kib(field: str) -> int | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():

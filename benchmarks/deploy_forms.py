@@ -98,11 +98,7 @@ def run(checkpoint: str, size: str, threads: int, limit: int | None) -> dict[str
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = common.base_parser(__doc__.split("\n\n")[0], SENTENCES)
-    p.add_argument("checkpoint", help="a trained translator: a run folder (its final/) or a checkpoint")
-    p.add_argument("--sentences", type=int, help="only the first N test sentences")
-    p.add_argument("--out", help="also write the JSON here")
-    args = p.parse_args(argv)
+    args = common.translator_parser(__doc__.split("\n\n")[0], SENTENCES).parse_args(argv)
     size = "quick" if args.quick else args.size
     result = run(args.checkpoint, size, args.threads, args.sentences or SENTENCES[size])
     common.emit(result, args.out)

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
+from ..interpret.heads import keep_columns, keep_rows
 
 
 def feed_forward_blocks(model: nn.Module) -> dict[tuple[str, int], nn.Module]:
@@ -44,30 +45,14 @@ def neuron_importance(ffn: nn.Module) -> Tensor:
     return score
 
 
-def _rows(linear: nn.Linear, keep: Tensor) -> nn.Linear:
-    out = nn.Linear(linear.in_features, len(keep), bias=linear.bias is not None)
-    out.weight.data = linear.weight.data[keep].clone()
-    if linear.bias is not None:
-        out.bias.data = linear.bias.data[keep].clone()
-    return out
-
-
-def _columns(linear: nn.Linear, keep: Tensor) -> nn.Linear:
-    out = nn.Linear(len(keep), linear.out_features, bias=linear.bias is not None)
-    out.weight.data = linear.weight.data[:, keep].clone()
-    if linear.bias is not None:
-        out.bias.data = linear.bias.data.clone()
-    return out
-
-
 def prune_neurons(ffn: nn.Module, keep: Tensor) -> None:
     """Cut one feed-forward block down to the neurons ``keep`` (in place)."""
     keep = torch.sort(keep).values
     if len(keep) == 0:
         raise InputError("a feed-forward block must keep at least one neuron")
-    ffn.up, ffn.down = _rows(ffn.up, keep), _columns(ffn.down, keep)
+    ffn.up, ffn.down = keep_rows(ffn.up, keep), keep_columns(ffn.down, keep)
     if getattr(ffn, "gate", None) is not None:
-        ffn.gate = _rows(ffn.gate, keep)
+        ffn.gate = keep_rows(ffn.gate, keep)
 
 
 def prune_ffn_fraction(model: nn.Module, fraction: float) -> int:

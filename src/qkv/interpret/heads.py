@@ -61,11 +61,21 @@ def gradient_importance(model: nn.Module, batches: Iterable[dict], loss_fn: Loss
     return {key: s.tolist() for key, s in scores.items()}
 
 
-def _keep_rows(linear: nn.Linear, rows: Tensor) -> nn.Linear:
+def keep_rows(linear: nn.Linear, rows: Tensor) -> nn.Linear:
+    """A smaller copy of ``linear`` with only the outputs ``rows`` (weight rows, bias entries)."""
     new = nn.Linear(linear.in_features, len(rows), bias=linear.bias is not None)
     new.weight.data = linear.weight.data[rows].clone()
     if linear.bias is not None:
         new.bias.data = linear.bias.data[rows].clone()
+    return new
+
+
+def keep_columns(linear: nn.Linear, columns: Tensor) -> nn.Linear:
+    """A smaller copy of ``linear`` reading only the inputs ``columns`` (the bias is kept whole)."""
+    new = nn.Linear(len(columns), linear.out_features, bias=linear.bias is not None)
+    new.weight.data = linear.weight.data[:, columns].clone()
+    if linear.bias is not None:
+        new.bias.data = linear.bias.data.clone()
     return new
 
 
@@ -77,15 +87,11 @@ def prune_heads(module: nn.Module, keep: list[int]) -> None:
         raise InputError(f"keep {keep} must name at least one of heads 0 … {module.n_heads - 1}")
     D = module.d_head
     rows = torch.cat([torch.arange(h * D, (h + 1) * D) for h in sorted(keep)])  # (len(keep)·D,)
-    module.q_proj = _keep_rows(module.q_proj, rows)
+    module.q_proj = keep_rows(module.q_proj, rows)
     if module.k_proj is not None:
-        module.k_proj = _keep_rows(module.k_proj, rows)
-    module.v_proj = _keep_rows(module.v_proj, rows)
-    out = nn.Linear(len(rows), module.out_proj.out_features, bias=module.out_proj.bias is not None)
-    out.weight.data = module.out_proj.weight.data[:, rows].clone()
-    if module.out_proj.bias is not None:
-        out.bias.data = module.out_proj.bias.data.clone()
-    module.out_proj = out
+        module.k_proj = keep_rows(module.k_proj, rows)
+    module.v_proj = keep_rows(module.v_proj, rows)
+    module.out_proj = keep_columns(module.out_proj, rows)
     module.n_heads = module.n_kv = len(keep)
     module._stacked = None
 
