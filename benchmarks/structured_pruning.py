@@ -18,7 +18,9 @@ least important quarter / half of all heads removed, every module keeping one); 
 ``ffn_50`` (that share of every feed-forward block's neurons, smallest ‖up‖·‖down‖);
 ``heads_50+ffn_50``; ``magnitude_50`` (half of every linear layer's weights zeroed, dense).
 Each translates test_2016_flickr (or its first ``--sentences``) at beam 4 in batches of 32:
-sacreBLEU, sentences/s (median of interleaved rounds), parameters, validation loss.
+sacreBLEU, sentences/s (median of interleaved rounds) and output words/s (a damaged model may
+write longer outputs, which costs sentences/s without any kernel being slower), the output's
+length against the references', parameters, validation loss.
 """
 
 from __future__ import annotations
@@ -109,8 +111,11 @@ def run(checkpoint: str, size: str, threads: int, limit: int | None) -> dict[str
     rows = {}
     for name, (pruned, removed) in built.items():
         m = measured[name]
+        words = sum(len(h.split()) for h in m["hyps"])
         rows[name] = {"bleu": common.rounded(score(m["hyps"], refs)["bleu"]),
                       "sentences_per_s": common.rounded(m["sentences_per_s"]),
+                      "words_per_s": common.rounded(m["sentences_per_s"] * words / len(refs)),
+                      "length_ratio": common.rounded(words / sum(len(r.split()) for r in refs)),
                       "speed_vs_dense": common.rounded(m["sentences_per_s"] / base_speed),
                       "parameters": sum(p.numel() for p in pruned.parameters()),
                       "val_loss_increase": common.rounded(val_loss(pruned, batches) - base_loss),

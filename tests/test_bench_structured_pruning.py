@@ -13,6 +13,7 @@ def test_every_variant_is_measured_and_only_structured_pruning_shrinks_the_model
     v = r["variants"]
     assert list(v) == ["dense", "heads_25", "heads_50", "ffn_25", "ffn_50", "heads_50+ffn_50", "magnitude_50"]
     assert v["dense"]["val_loss_increase"] == 0 and v["dense"]["speed_vs_dense"] == 1
+    assert all(row["words_per_s"] >= 0 and row["length_ratio"] >= 0 for row in v.values())
     assert v["magnitude_50"]["parameters"] == v["dense"]["parameters"]
     for name in ("heads_25", "heads_50", "ffn_25", "ffn_50"):
         assert v[name]["parameters"] < v["dense"]["parameters"]
