@@ -162,7 +162,8 @@ def bf16_claim(metrics: dict[str, Any]) -> tuple[str, str]:
     if "torch-bf16" not in metrics["results"]["forms"]:
         return "unclear", "not measured: this CPU has neither AVX-512-BF16 nor AMX"
     sp = speedup(metrics, "torch-bf16")
-    text = f"torch-bf16 ×{sp['mean']:.2f} ± {sp['sd']:.2f} against torch-fp32 ({sp['outcome']}), on a CPU with native bf16"
+    text = (f"torch-bf16 ×{sp['mean']:.2f} ± {sp['sd']:.2f} against torch-fp32 ({sp['outcome']}), "
+            "on a CPU with native bf16")
     return {"faster": "holds", "not faster": "fails"}.get(sp["outcome"], "unclear"), text
 
 

@@ -176,5 +176,5 @@ def trained_by_preset(preset: str, overrides: list[str], name: str) -> tuple[nn.
     return model.eval(), tok, results
 
 
-__all__ = ["trained_lm", "trained_by_preset", "lm_config", "shakespeare_ids", "cache_root", "LM_SIZES", "TRANSLATOR_SIZES",
-           "translation_task", "trained_translator"]
+__all__ = ["trained_lm", "trained_by_preset", "lm_config", "shakespeare_ids", "cache_root", "LM_SIZES",
+           "TRANSLATOR_SIZES", "translation_task", "trained_translator"]
