@@ -28,7 +28,6 @@ Reproduce: ``qkv ask 1 --size full``.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,8 +39,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..models import build_model
 from ..nn.attention import MultiHeadAttention
-from ..train import IGNORE_INDEX, Trainer, TrainConfig, smoothed_cross_entropy
-from . import base, plots, probe
+from ..train import IGNORE_INDEX, TrainConfig, smoothed_cross_entropy
+from . import base, plots, probe, shared
 from .table import Table, fmt
 
 NUMBER = 1
@@ -134,9 +133,7 @@ def train(task: str, n_heads: int, n_kv_heads: int, seed: int, steps: int) -> tu
                        label_smoothing=0.0, precision="fp32", device="cpu", seed=seed, log_every=steps + 1,
                        weight_decay=0.0)
     g = torch.Generator().manual_seed(10_000 + seed)
-    with tempfile.TemporaryDirectory() as tmp:  # the trainer's log; no checkpoint is written
-        trainer = Trainer(model, tcfg, lambda epoch: [], tmp, progress=False)
-        curve = [trainer.train_step([task_batch(task, g, TASK["batch"])])["loss"] for _ in range(steps)]
+    curve = shared.train_steps(model, tcfg, (task_batch(task, g, TASK["batch"]) for _ in range(steps)))
     return model.eval(), curve
 
 

@@ -25,7 +25,6 @@ Reproduce: ``qkv ask 16 --size full``.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from ..config import ModelConfig
 from ..data import random_lm_batch, sequential_lm_batches
 from ..models import build_model
 from ..tasks.common import mean_token_loss
-from ..train import Trainer, TrainConfig
+from ..train import TrainConfig
 from . import base, plots, shared
 from .table import Table, fmt
 
@@ -114,10 +113,7 @@ def train(cfg: ModelConfig, s: dict, seed: int, stream: torch.Tensor) -> nn.Modu
     tcfg = TrainConfig(lr=2e-3, schedule="cosine", warmup_steps=s["steps"] // 10, max_steps=s["steps"],
                        label_smoothing=0.0, precision="fp32", device="cpu", seed=seed, log_every=s["steps"] + 1,
                        weight_decay=0.0)
-    with tempfile.TemporaryDirectory() as tmp:  # the trainer's log; no checkpoint is kept
-        trainer = Trainer(model, tcfg, lambda epoch: [], tmp, progress=False)
-        for batch in batches:
-            trainer.train_step([batch])
+    shared.train_steps(model, tcfg, batches)
     return model.eval()
 
 

@@ -49,8 +49,8 @@ from ..data import ClassificationCollator, MLMCollator, load_sst2, pad_batch
 from ..models import build_model
 from ..presets import sst2_encoder
 from ..tasks.common import tokenizer_for
-from ..train import Trainer, TrainConfig
-from . import base, plots
+from ..train import TrainConfig
+from . import base, plots, shared
 from .table import Table, fmt
 
 NUMBER = 20
@@ -223,9 +223,7 @@ def fit(model: nn.Module, batches: list[dict], lr: float, seed: int) -> list[flo
     tcfg = TrainConfig(lr=lr, schedule="linear", warmup_steps=max(1, steps // 10), max_steps=steps,
                        label_smoothing=0.0, precision="fp32", device="cpu", seed=seed, log_every=steps + 1,
                        weight_decay=0.01)
-    with tempfile.TemporaryDirectory() as tmp:  # the trainer's log; no checkpoint is kept
-        trainer = Trainer(model, tcfg, lambda epoch: [], tmp, progress=False)
-        return [trainer.train_step([b])["loss"] for b in batches]
+    return shared.train_steps(model, tcfg, batches)
 
 
 def pretrain(run: str, s: dict, data: dict, seed: int) -> tuple[HiddenTokenMLM, float]:

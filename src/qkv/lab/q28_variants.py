@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import random
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from ..tasks.common import mean_token_loss
 from ..tasks.translation import score
 from ..tokenize import BPE
 from ..tokenize import fast as fast_tokenize
-from ..train import Trainer, TrainConfig
+from ..train import TrainConfig
 from . import base, plots, shared
 from .table import Table, fmt
 
@@ -131,10 +130,7 @@ def train(cfg: ModelConfig, batches: list[dict], seed: int) -> nn.Module:
     tcfg = TrainConfig(lr=LR, schedule="cosine", warmup_steps=max(1, len(batches) // 10), max_steps=len(batches),
                        label_smoothing=0.0, precision="fp32", device="cpu", seed=seed, log_every=len(batches) + 1,
                        weight_decay=0.0)
-    with tempfile.TemporaryDirectory() as tmp:  # the trainer's log; no checkpoint is kept
-        trainer = Trainer(model, tcfg, lambda epoch: [], tmp, progress=False)
-        for batch in batches:
-            trainer.train_step([batch])
+    shared.train_steps(model, tcfg, batches)
     return model.eval()
 
 

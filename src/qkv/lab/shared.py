@@ -158,6 +158,14 @@ def trained_translator(size: str, seed: int) -> tuple[nn.Module, object, dict]:
     return load(folder / "averaged").eval(), fast_tokenize.load(folder / TOKENIZER_FILE), record
 
 
+def train_steps(model: nn.Module, tcfg: TrainConfig, batches) -> list[float]:
+    """One optimiser step of ``model`` per batch of ``batches`` (an iterable), by qkv's Trainer
+    with ``tcfg``; the loss of each. The trainer's log goes to a temporary folder, no checkpoint."""
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(model, tcfg, lambda epoch: [], tmp, progress=False)
+        return [trainer.train_step([batch])["loss"] for batch in batches]
+
+
 def trained_by_preset(preset: str, overrides: list[str], name: str) -> tuple[nn.Module, object, dict]:
     """(model, tokenizer, results.json) of ``qkv train preset overrides``, cached as ``name``:
     trained on first use (quietly, into a temporary folder renamed when done), then loaded."""
@@ -176,5 +184,5 @@ def trained_by_preset(preset: str, overrides: list[str], name: str) -> tuple[nn.
     return model.eval(), tok, results
 
 
-__all__ = ["trained_lm", "trained_by_preset", "lm_config", "shakespeare_ids", "cache_root", "LM_SIZES",
+__all__ = ["trained_lm", "trained_by_preset", "train_steps", "lm_config", "shakespeare_ids", "cache_root", "LM_SIZES",
            "TRANSLATOR_SIZES", "translation_task", "trained_translator"]
