@@ -10,7 +10,8 @@
     qkv report                           the lab's results as docs/lab/README.md and report.html
     qkv explain CHECKPOINT "text" --out explain.html   attention and attributions on one page
     qkv serve CHECKPOINT [--port 8000]   an HTTP translation / generation service
-    qkv export CHECKPOINT --to onnx|int8 --out DIR   onnxruntime graphs, or int8 weights
+    qkv export CHECKPOINT --to onnx|ctranslate2|int8 --out DIR   a deployable form of the model
+    qkv distill TEACHER --out FILE       a teacher's translations of its training sources
     qkv bench
 
 One exit path: an expected failure (any :class:`~qkv.errors.QkvError`) prints
@@ -285,6 +286,7 @@ def parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_inference(sub)
 
+    from .deploy.cli_distill import add_subparser as add_distill
     from .deploy.cli_export import add_subparser as add_export
     from .deploy.cli_serve import add_subparser as add_serve
     from .interpret.cli import add_subparser as add_explain
@@ -296,6 +298,7 @@ def parser() -> argparse.ArgumentParser:
     add_explain(sub)
     add_serve(sub)
     add_export(sub)
+    add_distill(sub)
 
     b = sub.add_parser("bench", help="speed benchmarks against the peers (quick size)")
     b.add_argument("--full", action="store_true")

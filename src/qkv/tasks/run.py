@@ -365,15 +365,22 @@ def open_checkpoint(path: str | Path, *, family: str | None = None, command: str
     return load(folder), find_tokenizer(folder), folder
 
 
+def task_of_run(folder: Path, what: str) -> tuple[Task, Path]:
+    """(the preset task as configured for the run, the run folder) of a checkpoint of a
+    ``qkv train`` run; ``what`` says who needs it, in the error for a folder outside a run."""
+    run_dir = run_folder_of(folder)
+    if run_dir is None:
+        raise InputError(f"no {TASK_JSON} in {folder} or {folder.parent}: {what} of a run folder written by "
+                         f"`qkv train` (it needs the run's preset)")
+    saved = _read_task_json(run_dir)
+    overrides = saved["overrides"] + [o for r in saved["resumes"] for o in r["overrides"]]
+    return configure(saved["preset"], overrides), run_dir
+
+
 def evaluate(checkpoint: str, *, split: str | None = None, beams: int = 4, limit: int | None = None) -> dict:
     """The run's preset metric for a checkpoint of a ``qkv train`` run (``split``: default test)."""
     folder = checkpoint_folder(checkpoint)
-    run_dir = run_folder_of(folder)
-    if run_dir is None:
-        raise InputError(f"no {TASK_JSON} in {folder} or {folder.parent}: `qkv evaluate` scores checkpoints of "
-                         f"a run folder written by `qkv train` (it needs the run's preset)")
-    saved = _read_task_json(run_dir)
-    task = configure(saved["preset"], saved["overrides"] + [o for r in saved["resumes"] for o in r["overrides"]])
+    task, run_dir = task_of_run(folder, "`qkv evaluate` scores checkpoints")
     if beams < 1:
         raise InputError(f"--beam {beams} must be a positive integer (1 = greedy)")
     if limit is not None and limit < 1:
@@ -384,5 +391,5 @@ def evaluate(checkpoint: str, *, split: str | None = None, beams: int = 4, limit
     return {"checkpoint": str(folder), **task.test(model, split=split, beams=beams, limit=limit)}
 
 
-__all__ = ["train", "evaluate", "configure", "split_overrides", "open_checkpoint", "checkpoint_folder",
+__all__ = ["train", "evaluate", "task_of_run", "configure", "split_overrides", "open_checkpoint", "checkpoint_folder",
            "SAFE_ON_RESUME", "TASK_JSON", "FINAL"]

@@ -83,6 +83,23 @@ def translate(model: nn.Module, tok, sentences: list[str], *, beams: int = 4, ba
     return out
 
 
+def read_targets(path: Path, n_pairs: int, preset: str) -> list[str]:
+    """The lines of a ``train_targets`` file, refused unless there is exactly one per training pair."""
+    if not path.is_file():
+        raise InputError(f"train_targets={path}: no such file; write it with `qkv distill TEACHER --out {path}`")
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as e:
+        raise InputError(f"train_targets={path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if lines and lines[-1] == "":
+        lines.pop()  # the file's final newline
+    if len(lines) != n_pairs:
+        raise InputError(f"train_targets={path} has {len(lines)} lines, but {preset} trains on {n_pairs} pairs: it "
+                         f"needs one target per pair, in order (`qkv distill` with a teacher of the same preset and "
+                         f"train_limit writes such a file)")
+    return lines
+
+
 def score(hypotheses: list[str], references: list[str], tokenize: str = "13a") -> dict[str, float]:
     """sacreBLEU (lowercased and cased) and chrF, the numbers the published baselines report."""
     return {
@@ -104,6 +121,9 @@ class TranslationTask(Task):
     tokenizer_kind: str = "byte_bpe"
     train_limit: int | None = None  # use only the first N training pairs (small-data runs, tests)
     test_limit: int | None = None  # score only the first N test pairs
+    # Train on these targets instead of the references: a UTF-8 file, one line per training pair
+    # (a teacher's translations from `qkv distill`: sequence-level knowledge distillation).
+    train_targets: str | None = None
     _data: dict = field(default_factory=dict, repr=False)
 
     family: ClassVar[str] = "seq2seq"
@@ -118,13 +138,22 @@ class TranslationTask(Task):
         pairs = [(p[self.source], p[self.target]) for p in LOADERS[self.corpus](split)]
         return pairs[: self.train_limit] if split == "train" and self.train_limit else pairs
 
+    def training_pairs(self) -> list[tuple[str, str]]:
+        """The training pairs, their targets replaced by ``train_targets``' lines where it is set."""
+        pairs = self.pairs("train")
+        if self.train_targets is None:
+            return pairs
+        targets = read_targets(Path(self.train_targets), len(pairs), self.name)
+        return [(source, target) for (source, _), target in zip(pairs, targets)]
+
     def prepare(self, out_dir: Path):
-        """Train or load the joint tokenizer; encode the training and validation pairs."""
+        """Train or load the joint tokenizer (on the corpus's own pairs, whatever the training
+        targets); encode the training and validation pairs."""
         texts = lambda: [s for pair in self.pairs("train") for s in pair]  # noqa: E731
         self.tok = tokenizer_for(out_dir, self.tokenizer_kind, self.vocab_size, texts)
         limit = self.model.max_len - 1  # room for BOS/EOS
         for split in ("train", "val"):
-            pairs = self.pairs(split)
+            pairs = self.training_pairs() if split == "train" else self.pairs(split)
             src = self.tok.encode_batch([s for s, _ in pairs], add_special_tokens=False)
             tgt = self.tok.encode_batch([t for _, t in pairs], add_special_tokens=False)
             kept = [(s, t) for s, t in zip(src, tgt) if 0 < len(s) <= limit and 0 < len(t) <= limit]
