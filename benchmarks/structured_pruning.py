@@ -33,14 +33,13 @@ from statistics import median
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import common  # noqa: E402
-from qkv.data import IGNORE_INDEX, TranslationCollator, load_multi30k  # noqa: E402
+from qkv.data import load_multi30k  # noqa: E402
 from qkv.deploy.precision import open_model  # noqa: E402
-from qkv.deploy.pruning import magnitude_prune, prune_ffn_fraction  # noqa: E402
+from qkv.deploy.pruning import magnitude_prune, prune_ffn_fraction, translation_loss, validation_batches  # noqa: E402
 from qkv.interpret import ablation_importance, prune_least_important  # noqa: E402
 from qkv.tasks.translation import score, translate  # noqa: E402
 
@@ -50,23 +49,13 @@ ROUNDS = dict(full=3, quick=2, tiny=1)
 BEAMS, BATCH = 4, 32
 
 
-def loss_fn(model: torch.nn.Module, batch: dict) -> torch.Tensor:
-    logits = model.forward_batch(batch)  # (B, T, V)
-    return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE_INDEX)
-
-
 def val_batches(tok, cfg, n: int) -> list[dict]:
-    pairs = load_multi30k("val")[:n]
-    encoded = [(s[: cfg.max_len - 1], t[: cfg.max_len - 1]) for s, t in
-               zip(tok.encode_batch([p[0] for p in pairs], add_special_tokens=False),
-                   tok.encode_batch([p[1] for p in pairs], add_special_tokens=False))]
-    collate = TranslationCollator(cfg.pad_id, cfg.bos_id, cfg.eos_id)
-    return [collate(encoded[i:i + 64]) for i in range(0, len(encoded), 64)]
+    return validation_batches(tok, cfg, load_multi30k("val")[:n])
 
 
 @torch.no_grad()
 def val_loss(model: torch.nn.Module, batches: list[dict]) -> float:
-    return sum(loss_fn(model, b).item() for b in batches) / len(batches)
+    return sum(translation_loss(model, b).item() for b in batches) / len(batches)
 
 
 def variants(model: torch.nn.Module, importance: dict, n_heads: int) -> dict[str, tuple[torch.nn.Module, list]]:
@@ -101,7 +90,7 @@ def run(checkpoint: str, size: str, threads: int, limit: int | None) -> dict[str
     model, tok, _ = open_model(checkpoint, family="seq2seq", command="benchmarks.structured_pruning")
     batches = val_batches(tok, model.config, VAL_PAIRS[size])
     with torch.no_grad():
-        importance = ablation_importance(model, batches, loss_fn)
+        importance = ablation_importance(model, batches, translation_loss)
     n_heads = sum(len(v) for v in importance.values())
     built = variants(model, importance, n_heads)
     pairs = load_multi30k("test")[:limit] if limit else load_multi30k("test")

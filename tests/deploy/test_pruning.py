@@ -9,7 +9,10 @@ import pytest
 import torch
 
 from qkv import ModelConfig, build_model
-from qkv.deploy.pruning import feed_forward_blocks, magnitude_prune, neuron_importance, prune_ffn_fraction
+from qkv.data import TranslationCollator
+from qkv.deploy.pruning import (feed_forward_blocks, heads_pruned, magnitude_prune, neuron_importance,
+                                prune_ffn_fraction, translation_loss)
+from qkv.interpret import ablation_importance, attention_modules
 from qkv.errors import InputError
 
 
@@ -53,3 +56,17 @@ def test_bad_fractions_are_clear_errors():
         prune_ffn_fraction(translator(), 1.0)
     with pytest.raises(InputError, match="sparsity -0.1"):
         magnitude_prune(translator(), -0.1)
+
+
+def test_heads_pruned_removes_the_least_important_quarter_from_a_copy():
+    model = translator()
+    collate = TranslationCollator(0, 2, 3)
+    batches = [collate([(torch.randint(4, 60, (7,)).tolist(), torch.randint(4, 60, (5,)).tolist()) for _ in range(4)])]
+    importance = ablation_importance(model, batches, translation_loss)  # 6 modules x 2 heads
+    ranked = sorted((score, key, h) for key, scores in importance.items() for h, score in enumerate(scores))
+    pruned = heads_pruned(model, batches, 0.25)
+    heads = {key: m.n_heads for key, m in attention_modules(pruned).items()}
+    assert sum(heads.values()) == 9 and all(m.n_heads == 2 for m in attention_modules(model).values())
+    weakest = [key for _, key, _ in ranked[:3]]
+    assert all(heads[key] < 2 for key in weakest)  # the three lowest-scoring heads are the ones gone
+    assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in model.parameters())

@@ -8,6 +8,8 @@
     onnx-int8    ONNX Runtime, its dynamic int8 quantisation of them   the .int8.onnx files
     ct2-fp32     CTranslate2, the exported spec                        model.bin
     ct2-int8     CTranslate2 with int8 weights                         model.bin
+    torch-heads25  torch-fp32 with a quarter of its heads removed      fp32 safetensors
+                 (``heads_pruned_form``: it needs validation batches to rank the heads)
 
 :func:`build_forms` exports the model into a folder and returns each form as a ``translate``
 callable with the same signature (sentences, beams, batch size → translations) and its size
@@ -97,6 +99,18 @@ def _ct2_form(name: str, model: nn.Module, tok, folder: Path, threads: int) -> F
                 (out / "model.bin").stat().st_size)
 
 
+def heads_pruned_form(model: nn.Module, tok, folder: Path, batches: list[dict], fraction: float = 0.25) -> Form:
+    """torch-fp32 without the ``fraction`` of heads least important on ``batches`` (validation
+    pairs collated by ``qkv.deploy.pruning.validation_batches``), removed physically."""
+    from .pruning import heads_pruned
+
+    pruned = heads_pruned(model.eval(), batches, fraction).eval()
+    name = f"torch-heads{round(100 * fraction)}"
+    size = _saved_bytes(pruned.state_dict(), folder / f"{name}.safetensors")
+    return Form(name, lambda s, beams, batch: translate(pruned, tok, s, beams=beams, batch_size=batch, truncate=True),
+                size)
+
+
 def build_forms(model: nn.Module, tok, folder: Path, names: list[str], threads: int = 1) -> list[Form]:
     """``model`` (a trained translator, fp32) in each of ``names``, exported under ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -108,4 +122,4 @@ def build_forms(model: nn.Module, tok, folder: Path, names: list[str], threads: 
     return sorted(forms, key=lambda f: names.index(f.name))
 
 
-__all__ = ["FORMS", "Form", "available", "build_forms"]
+__all__ = ["FORMS", "Form", "available", "build_forms", "heads_pruned_form"]

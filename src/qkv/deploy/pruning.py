@@ -18,11 +18,15 @@ in memory (or exporting to CTranslate2, which reads the shapes from the weights)
 
 from __future__ import annotations
 
+import copy
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data import IGNORE_INDEX, TranslationCollator
 from ..errors import InputError
-from ..interpret.heads import keep_columns, keep_rows
+from ..interpret.heads import ablation_importance, keep_columns, keep_rows, prune_least_important
 
 
 def feed_forward_blocks(model: nn.Module) -> dict[tuple[str, int], nn.Module]:
@@ -68,6 +72,31 @@ def prune_ffn_fraction(model: nn.Module, fraction: float) -> int:
     return removed
 
 
+def translation_loss(model: nn.Module, batch: dict) -> Tensor:
+    """Mean cross-entropy of a translator on one collated batch (the head-ablation score)."""
+    logits = model.forward_batch(batch)  # (B, T, V)
+    return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE_INDEX)
+
+
+def validation_batches(tok, cfg, pairs: list[tuple[str, str]], size: int = 64) -> list[dict]:
+    """``pairs`` (source, reference) encoded and collated for ``translation_loss``."""
+    sources = tok.encode_batch([s for s, _ in pairs], add_special_tokens=False)
+    targets = tok.encode_batch([t for _, t in pairs], add_special_tokens=False)
+    encoded = [(s[: cfg.max_len - 1], t[: cfg.max_len - 1]) for s, t in zip(sources, targets)]
+    collate = TranslationCollator(cfg.pad_id, cfg.bos_id, cfg.eos_id)
+    return [collate(encoded[i : i + size]) for i in range(0, len(encoded), size)]
+
+
+def heads_pruned(model: nn.Module, batches: list[dict], fraction: float) -> nn.Module:
+    """A copy of ``model`` without the ``fraction`` of all its attention heads whose ablation
+    raises the loss on ``batches`` least (each module keeps one)."""
+    with torch.no_grad():
+        importance = ablation_importance(model, batches, translation_loss)
+    pruned = copy.deepcopy(model)
+    prune_least_important(pruned, importance, int(sum(map(len, importance.values())) * fraction))
+    return pruned
+
+
 @torch.no_grad()
 def magnitude_prune(model: nn.Module, sparsity: float) -> float:
     """Zero the ``sparsity`` share of smallest-magnitude weights of each linear layer (in place,
@@ -86,4 +115,5 @@ def magnitude_prune(model: nn.Module, sparsity: float) -> float:
     return zero / total
 
 
-__all__ = ["feed_forward_blocks", "neuron_importance", "prune_neurons", "prune_ffn_fraction", "magnitude_prune"]
+__all__ = ["translation_loss", "validation_batches", "heads_pruned", "feed_forward_blocks", "neuron_importance",
+           "prune_neurons", "prune_ffn_fraction", "magnitude_prune"]
