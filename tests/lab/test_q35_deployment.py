@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from qkv.lab import q35_deployment as q35
 
-FORMS = ["torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8", "ct2-fp32", "ct2-int8"]
+FORMS = ["torch-fp32", "torch-bf16", "torch-int8", "onnx-fp32", "onnx-int8", "ct2-fp32", "ct2-int8", "torch-heads25"]
 
 
-def metrics(speed=None, drop=None, noise=0.02, seeds=3, size="full", forms=FORMS) -> dict:
-    """Synthetic rows: ``speed`` form → × torch-fp32's sentences/s, ``drop`` form → BLEU lost."""
+def students(gain: float, noise: float, seeds: int) -> list[dict]:
+    """Teacher and student rows: the distilled student ``gain`` BLEU over the reference-trained one."""
+    rows = [{"role": "teacher", "seed": 0, "bleu": 38.0, "sentences_per_s": 10.0, "parameters": 7_000_000}]
+    for s in range(seeds):
+        wobble = noise * (s - (seeds - 1) / 2)
+        rows += [{"role": "references", "seed": s, "bleu": 33.0 + s, "sentences_per_s": 20.0, "parameters": 2_000_000},
+                 {"role": "distilled", "seed": s, "bleu": 33.0 + s + gain + wobble, "sentences_per_s": 21.0,
+                  "parameters": 2_000_000}]
+    return rows
+
+
+def metrics(speed=None, drop=None, noise=0.02, seeds=3, size="full", forms=FORMS, gain=1.0) -> dict:
+    """Synthetic rows: ``speed`` form → × torch-fp32's sentences/s, ``drop`` form → BLEU lost,
+    ``gain`` → BLEU the distilled student adds over its twin trained on the references."""
     speed = {f: 2.0 for f in forms} if speed is None else speed
     drop = drop or {}
     rows = []
@@ -18,12 +30,26 @@ def metrics(speed=None, drop=None, noise=0.02, seeds=3, size="full", forms=FORMS
             ratio = 1.0 if f == "torch-fp32" else speed.get(f, 1.0) + wobble
             rows.append({"form": f, "seed": s, "bleu": 30.0 - drop.get(f, 0.0) + (0 if f == "torch-fp32" else wobble),
                          "sentences_per_s": 10.0 * ratio, "mib": 10.0, "same_as_fp32": 1.0})
-    return {"question": 35, "size": size, "seeds": seeds, "results": {"rows": rows, "forms": forms}}
+    return {"question": 35, "size": size, "seeds": seeds,
+            "results": {"rows": rows, "forms": forms, "distillation": students(gain, noise, seeds)}}
 
 
 def test_confirmed_when_int8_keeps_quality_and_every_runtime_and_bf16_is_faster():
     label, reason = q35.verdict(metrics())
     assert label == "confirmed" and "torch-int8 ×2.00" in reason and "torch-bf16 ×2.00" in reason
+    assert "distillation: holds (BLEU distilled − references +1.00 ± 0.02 over 3 seeds" in reason
+    assert "pruning: holds (torch-heads25 ×2.00" in reason
+
+
+def test_distillation_within_noise_or_below_a_half_point_is_not_a_win():
+    assert "distillation: unclear" in q35.verdict(metrics(gain=1.0, noise=1.0))[1]
+    assert "distillation: fails" in q35.verdict(metrics(gain=0.1))[1]
+    assert "distillation: fails" in q35.verdict(metrics(gain=-2.0))[1]
+
+
+def test_pruned_heads_no_faster_fails_the_pruning_claim():
+    label, reason = q35.verdict(metrics(speed={**{f: 2.0 for f in FORMS}, "torch-heads25": 1.0}))
+    assert label == "depends" and "pruning: fails (torch-heads25 ×1.00" in reason
 
 
 def test_an_int8_form_that_loses_a_bleu_point_breaks_the_int8_claim():
@@ -38,8 +64,9 @@ def test_every_int8_form_lossless_but_no_faster_fails_the_int8_claim():
     assert label == "depends" and "int8: fails" in reason and "runtime: unclear" in reason
 
 
-def test_refuted_when_nothing_is_faster():
-    assert q35.verdict(metrics(speed={}))[0] == "refuted"
+def test_refuted_when_nothing_is_faster_and_distillation_gains_nothing():
+    assert q35.verdict(metrics(speed={}, gain=0.0))[0] == "refuted"
+    assert q35.verdict(metrics(speed={}))[0] == "depends"  # the distilled student still wins
 
 
 def test_bf16_slower_than_fp32_fails_its_claim():

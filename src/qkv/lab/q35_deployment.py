@@ -2,17 +2,28 @@
 
 Claims under test (as commonly answered): int8 quantisation makes CPU inference faster at a
 negligible cost in quality; a dedicated inference runtime (ONNX Runtime, CTranslate2) is faster
-than the framework the model was trained in; bf16 speeds inference up wherever it is used.
+than the framework the model was trained in; bf16 speeds inference up wherever it is used;
+pruning attention heads speeds inference up; a small model distilled from a large one's outputs
+beats the same small model trained on the references.
 
 Method: the lab's shared Multi30k de→en translators (``qkv.lab.shared.trained_translator``,
 one per seed; their recipe and BLEU in the record) are put into every deployment form qkv ships
 (``qkv.deploy.forms``: eager PyTorch at fp32, bf16 and int8; ONNX Runtime at fp32 and int8;
-CTranslate2 at fp32 and int8). Each form translates the same subset of test_2016_flickr with
-beam 4 in batches of 32 on one CPU thread, the forms interleaved over 5 rounds: sacreBLEU (13a,
-lowercase), the median sentences/s, weights on disk, and how many translations are identical to
-the fp32 model's. Quality and speed
-differences are paired by seed against the seed noise. bf16 runs only where the CPU has
-AVX-512-BF16 or AMX (elsewhere it is several times slower and not a deployment choice).
+CTranslate2 at fp32 and int8), and pruned (``torch-heads25``: the quarter of all heads whose
+ablation raises the validation loss least, removed physically). Each form translates the same
+subset of test_2016_flickr with beam 4 in batches of 32 on one CPU thread, the forms
+interleaved over 5 rounds: sacreBLEU (13a, lowercase), the median sentences/s, weights on disk,
+and how many translations are identical to the fp32 model's. Quality and speed differences are
+paired by seed against the seed noise. bf16 runs only where the CPU has AVX-512-BF16 or AMX
+(elsewhere it is several times slower and not a deployment choice).
+
+Distillation (``qkv.lab.distillation``): the 45-minute translator (the README's recipe, on one
+thread) is the teacher; its beam-4 translations of the 29,000 training sources (``qkv
+distill``) train a student of half its width (d 128, FFN 512, 1,600 steps), against the same
+student trained on the references, one pair per seed. BLEU is each run's own test score (all of
+test_2016_flickr); speed is measured on the forms' subset, the same way. The models are cached
+in the lab's shared folder; trained from nothing they take about 45 + 6 × 30 minutes of one
+core.
 
 Reproduce: ``qkv ask 35 --size full``.
 """
@@ -28,9 +39,10 @@ from typing import Any
 import sacrebleu
 
 from ..data import load_multi30k
-from ..deploy.forms import available, build_forms
+from ..deploy.forms import available, build_forms, heads_pruned_form
+from ..deploy.pruning import validation_batches
 from ..train.runtime import cpu_has_fast_bf16
-from . import base, plots, shared
+from . import base, distillation, plots, shared
 from .table import Table, fmt
 
 NUMBER = 35
@@ -40,6 +52,8 @@ CLAIMS = [
     "int8 quantisation makes CPU inference faster at a negligible cost in quality (< 0.5 BLEU).",
     "A dedicated inference runtime (ONNX Runtime, CTranslate2) is faster than eager PyTorch.",
     "bf16 inference is faster than fp32.",
+    "Pruning a quarter of the attention heads speeds inference up.",
+    "Sequence-level distillation beats training the small model on the references.",
 ]
 ANSWER = """\
 Deployment is fitting the same function into the hardware's cheapest arithmetic and the least
@@ -51,18 +65,24 @@ against what the model has learnt. A dedicated runtime removes the rest: ONNX Ru
 fixed graph without Python in between, CTranslate2 is written for exactly this decoder loop
 (fused layers, cached keys, batched beams in C++). bf16 halves the bytes, but only hardware with
 native bf16 units computes in it fast; elsewhere it is emulated and slower. On a GPU the same
-reasoning picks fp16/bf16 and large batches; qkv's forms run on the CPU here. The table shows
-what each form buys on this CPU, for a translator this small, at beam 4, on one thread."""
+reasoning picks fp16/bf16 and large batches; qkv's forms run on the CPU here. Making the model
+smaller is the other lever: pruning removes heads or neurons the model barely uses (the products
+shrink, the work between them does not), and distillation trains a small model on a large one's
+outputs, which are easier to imitate than human references. The tables show what each form
+buys on this CPU, for a translator this small, at beam 4, on one thread."""
 FULL_SEEDS = 3
 SMOKE_SEEDS = 1
 MIN_SEEDS = 3
 N_SD = 2.0
 MAX_BLEU_DROP = 0.5  # BLEU points: a quantised form within this of fp32 keeps quality
 MIN_SPEEDUP = 1.1  # a form must be this much faster than torch-fp32 to count as faster
+MIN_BLEU_GAIN = 0.5  # BLEU points a distilled student must gain over its reference-trained twin
 SIZES = {
-    "smoke": {"translator": "smoke", "test_sentences": 6, "beams": 2, "batch_size": 4, "rounds": 1},
-    "full": {"translator": "full", "test_sentences": 300, "beams": 4, "batch_size": 32, "rounds": 5},
+    "smoke": {"translator": "smoke", "test_sentences": 6, "beams": 2, "batch_size": 4, "rounds": 1, "val_pairs": 8},
+    "full": {"translator": "full", "test_sentences": 300, "beams": 4, "batch_size": 32, "rounds": 5,
+             "val_pairs": 512},
 }
+PRUNED = "torch-heads25"
 INT8 = ("torch-int8", "onnx-int8", "ct2-int8")
 RUNTIMES = ("onnx-fp32", "ct2-fp32", "onnx-int8", "ct2-int8")
 
@@ -89,8 +109,10 @@ def run_seed(seed: int, s: dict, names: list[str]) -> list[dict[str, Any]]:
     model, tok, record = shared.trained_translator(s["translator"], seed)
     pairs = load_multi30k("test")[: s["test_sentences"]]
     sources, refs = [p[0] for p in pairs], [p[1] for p in pairs]
+    val = validation_batches(tok, model.config, load_multi30k("val")[: s["val_pairs"]])
     with tempfile.TemporaryDirectory() as tmp:
-        rows = measure(build_forms(model, tok, Path(tmp), names, threads=1), sources, refs, s)
+        forms = build_forms(model, tok, Path(tmp), names, threads=1) + [heads_pruned_form(model, tok, Path(tmp), val)]
+        rows = measure(forms, sources, refs, s)
     return [{"seed": seed, "translator_bleu": record.get("bleu"), **row} for row in rows]
 
 
@@ -100,8 +122,10 @@ def run(size: str, seeds: int, out: Path) -> dict[str, Any]:
     names = available()
     with base.one_thread():
         rows = [row for seed in range(seeds) for row in run_seed(seed, s, names)]
-    results = {"rows": rows, "forms": names, "bf16_native": cpu_has_fast_bf16()}
+        students = distillation.measure(size, seeds, s)
+    results = {"rows": rows, "forms": [*names, PRUNED], "bf16_native": cpu_has_fast_bf16(), "distillation": students}
     config = {**s, "translator_sizes": shared.TRANSLATOR_SIZES[s["translator"]], "data": "Multi30k de→en",
+              "distillation": distillation.SIZES[size],
               "test_subset": f"first {s['test_sentences']} pairs of test_2016_flickr", "threads": 1}
     names_out = [plot(results, out)]
     return base.finish(verdict, base.record(NUMBER, size, seeds, out, config, results, names_out, started), out)
@@ -167,11 +191,36 @@ def bf16_claim(metrics: dict[str, Any]) -> tuple[str, str]:
     return {"faster": "holds", "not faster": "fails"}.get(sp["outcome"], "unclear"), text
 
 
+def pruning_claim(metrics: dict[str, Any]) -> tuple[str, str]:
+    sp, drop = speedup(metrics, PRUNED), bleu_drop(metrics, PRUNED)
+    text = (f"{PRUNED} ×{sp['mean']:.2f} ± {sp['sd']:.2f} speed ({sp['outcome']}), "
+            f"BLEU fp32 − pruned {drop['mean']:+.2f} ± {drop['sd']:.2f}")
+    return {"faster": "holds", "not faster": "fails"}.get(sp["outcome"], "unclear"), text
+
+
+def students(metrics: dict[str, Any], role: str, key: str) -> list[float]:
+    rows = metrics["results"]["distillation"]
+    return [r[key] for r in sorted((r for r in rows if r["role"] == role), key=lambda r: r["seed"])]
+
+
+def distillation_claim(metrics: dict[str, Any]) -> tuple[str, str]:
+    """Distilled − references student BLEU, paired by seed: "holds" when the gain is beyond
+    N_SD·sd and at least MIN_BLEU_GAIN, "fails" when even mean + N_SD·sd stays below
+    MIN_BLEU_GAIN, else "unclear"."""
+    distilled, refs = students(metrics, "distilled", "bleu"), students(metrics, "references", "bleu")
+    d = base.paired_effect(distilled, refs, N_SD, MIN_BLEU_GAIN)
+    outcome = "holds" if d["significant"] else "fails" if d["mean"] + N_SD * d["sd"] < MIN_BLEU_GAIN else "unclear"
+    return outcome, (f"BLEU distilled − references {d['mean']:+.2f} ± {d['sd']:.2f} over {d['n']} seeds "
+                     f"(distilled {base.mean(distilled):.2f}, references {base.mean(refs):.2f}, "
+                     f"teacher {students(metrics, 'teacher', 'bleu')[0]:.2f})")
+
+
 def verdict(metrics: dict[str, Any]) -> tuple[str, str]:
     undecided = base.undecidable(metrics, MIN_SEEDS)
     if undecided:
         return undecided
-    found = {"int8": int8_claim(metrics), "runtime": runtime_claim(metrics), "bf16": bf16_claim(metrics)}
+    found = {"int8": int8_claim(metrics), "runtime": runtime_claim(metrics), "bf16": bf16_claim(metrics),
+             "pruning": pruning_claim(metrics), "distillation": distillation_claim(metrics)}
     return base.claims_verdict(found, N_SD)
 
 
@@ -198,4 +247,17 @@ def tables(metrics: dict[str, Any]) -> list[Table]:
         rows.append([form, stat(column(metrics, form, "bleu")), stat(column(metrics, form, "sentences_per_s")),
                      f"×{sp['mean']:.2f} ± {sp['sd']:.2f}", fmt(base.mean(column(metrics, form, "mib"))),
                      f"{100 * base.mean(column(metrics, form, 'same_as_fp32')):.0f}%"])
-    return [(["form", "BLEU", "sentences/s", "speed vs torch-fp32", "MiB on disk", "same output as fp32"], rows)]
+    return [(["form", "BLEU", "sentences/s", "speed vs torch-fp32", "MiB on disk", "same output as fp32"], rows),
+            distillation_table(metrics)]
+
+
+def distillation_table(metrics: dict[str, Any]) -> Table:
+    stat = lambda xs: f"{base.mean(xs):.2f} ± {base.std(xs):.2f}"  # noqa: E731
+    teacher_speed = students(metrics, "teacher", "sentences_per_s")[0]
+    rows = []
+    for role in ("teacher", *distillation.KINDS):
+        speeds = students(metrics, role, "sentences_per_s")
+        rows.append([role, str(len(speeds)), stat(students(metrics, role, "bleu")), stat(speeds),
+                     f"×{base.mean(speeds) / teacher_speed:.2f}",
+                     f"{base.mean(students(metrics, role, 'parameters')) / 1e6:.2f}M"])
+    return (["model", "seeds", "BLEU (test)", "sentences/s", "speed vs teacher", "parameters"], rows)

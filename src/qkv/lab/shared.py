@@ -166,9 +166,11 @@ def train_steps(model: nn.Module, tcfg: TrainConfig, batches) -> list[float]:
         return [trainer.train_step([batch])["loss"] for batch in batches]
 
 
-def trained_by_preset(preset: str, overrides: list[str], name: str) -> tuple[nn.Module, object, dict]:
-    """(model, tokenizer, results.json) of ``qkv train preset overrides``, cached as ``name``:
-    trained on first use (quietly, into a temporary folder renamed when done), then loaded."""
+def trained_by_preset(preset: str, overrides: list[str], name: str, max_minutes: float | None = None,
+                      threads: int | None = None) -> tuple[nn.Module, object, dict]:
+    """(model, tokenizer, results.json) of ``qkv train preset overrides [--max-minutes M]
+    [--threads N]``, cached as ``name``: trained on first use (quietly, into a temporary folder
+    renamed when done), then loaded."""
     from ..tasks.run import open_checkpoint, train
 
     folder = cache_root() / name
@@ -177,7 +179,7 @@ def trained_by_preset(preset: str, overrides: list[str], name: str) -> tuple[nn.
         quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
         with tempfile.TemporaryDirectory(dir=folder.parent) as tmp, quiet[0], quiet[1]:  # the trainer's log
             run = Path(tmp) / "run"
-            train(preset, overrides, out=str(run))
+            train(preset, overrides, out=str(run), max_minutes=max_minutes, threads=threads)
             run.rename(folder)
     model, tok, _ = open_checkpoint(folder)
     results = json.loads((folder / "results.json").read_text()) if (folder / "results.json").is_file() else {}
