@@ -14,13 +14,10 @@ Rerun (from the repository root; one JSON object on stdout, and in ``--out``)::
     OMP_NUM_THREADS=1 python -m benchmarks.serve_load --clients 8 --seconds 10
     python -m benchmarks.serve_load --checkpoint runs/mt/final --beams 4    # a trained translator
 
-The server runs in its own process (the real uvicorn, on a free loopback port); the clients are
-asyncio tasks with httpx in this one. Each phase runs ``--seconds`` and then stops: clients start
-no new request after the deadline and the ones in flight finish. Without ``--checkpoint`` a tiny
-random-weight translator (d=32, 2 layers) is written to a temporary folder: the numbers then
-measure the server's overhead and batching more than a model. Latency is per request, from send
-to the last byte of the answer; ``errors_by_status`` counts every non-200 answer, and
-``transport`` the requests that got no HTTP answer at all.
+The server and the clients are ``qkv.deploy.loadtest``'s (uvicorn in its own process on a free
+loopback port, asyncio clients with httpx here); each phase runs ``--seconds`` and then stops. Without ``--checkpoint`` a tiny random-weight
+translator (d=32, 2 layers) is written to a temporary folder: the numbers then
+measure the server's overhead and batching more than a model.
 """
 
 from __future__ import annotations
@@ -30,8 +27,6 @@ import asyncio
 import json
 import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,17 +36,10 @@ from typing import Any
 
 import httpx
 
+from qkv.deploy.loadtest import Server, batching_phases, load_phase, on_over_off
+
 SENTENCES = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee.", "Eine Frau liest ein Buch im Park.",
              "Kinder laufen am Strand.", "Ein Hund.", "Drei Männer stehen vor einem roten Haus und reden."]
-
-SERVER = """
-import json, sys, torch, uvicorn
-from qkv.deploy.serve import ServeSettings, create_app, open_engine
-checkpoint, port, threads, settings = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
-torch.set_num_threads(threads)
-app = create_app(open_engine(checkpoint), ServeSettings(**settings))
-uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", timeout_graceful_shutdown=30)
-"""
 
 
 def tiny_translator(folder: Path) -> Path:
@@ -68,82 +56,6 @@ def tiny_translator(folder: Path) -> Path:
     save_model(build_model(cfg), str(folder / "model.safetensors"))
     ByteBPE.train(SENTENCES * 3, 300).save(str(folder / "tokenizer.json"))
     return folder
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``qkv.deploy.serve`` in a subprocess; SIGTERM at exit (the graceful path)."""
-
-    def __init__(self, checkpoint: Path, settings: dict[str, Any], threads: int) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-        self.proc = subprocess.Popen([sys.executable, "-c", SERVER, str(checkpoint), str(self.port), str(threads),
-                                      json.dumps(settings)], env=env, stdout=subprocess.DEVNULL)
-
-    def __enter__(self) -> "Server":
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited with code {self.proc.returncode} before it was ready")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("the server did not answer /healthz within 120 s")
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-# -- load -----------------------------------------------------------------------------------------
-
-
-def percentiles(latencies_ms: list[float]) -> dict[str, float | None]:
-    ordered = sorted(latencies_ms)
-    pick = lambda q: round(ordered[max(0, -(-len(ordered) * q // 100) - 1)], 2) if ordered else None  # noqa: E731
-    return {"p50": pick(50), "p95": pick(95), "p99": pick(99)}
-
-
-async def client_loop(client: httpx.AsyncClient, body_of, rng: random.Random, deadline: float,
-                      latencies: list[float], statuses: Counter) -> None:
-    """One client: a request, then the next as soon as it is answered, until the deadline."""
-    while time.monotonic() < deadline:
-        start = time.perf_counter()
-        try:
-            r = await client.post("/translate", json=body_of(rng))
-            statuses[r.status_code] += 1
-            if r.status_code == 200:
-                latencies.append((time.perf_counter() - start) * 1000)
-        except httpx.TransportError:
-            statuses["transport"] += 1
-
-
-async def load_phase(url: str, clients: int, seconds: float, body_of) -> dict[str, Any]:
-    latencies: list[float] = []
-    statuses: Counter = Counter()
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
-        start = time.monotonic()
-        await asyncio.gather(*(client_loop(client, body_of, random.Random(i), start + seconds, latencies,
-                                           statuses) for i in range(clients)))
-        elapsed = time.monotonic() - start
-        server = (await client.get("/metrics")).json()
-    return {"requests": sum(statuses.values()), "ok": statuses[200], "seconds": round(elapsed, 2),
-            "throughput_rps": round(statuses[200] / elapsed, 2), "latency_ms": percentiles(latencies),
-            "errors_by_status": {str(k): v for k, v in statuses.items() if k != 200},
-            "server_batch_sizes": server["batch_sizes"], "server_latency_ms": server["latency_ms"]}
 
 
 # -- bad clients ------------------------------------------------------------------------------------
@@ -223,18 +135,14 @@ def measure(args: argparse.Namespace, checkpoint: Path) -> dict[str, Any]:
         return {"text": rng.choice(SENTENCES), "beams": args.beams, "max_new_tokens": args.max_new_tokens}
 
     common = {"max_queue": args.max_queue, "timeout_s": 60.0}
-    phases = {"batching_on": {"max_batch": args.max_batch, "window_ms": args.window_ms},
-              "batching_off": {"max_batch": 1, "window_ms": 0.0}}
     result: dict[str, Any] = {}
-    for name, settings in phases.items():
+    for name, settings in batching_phases(args.max_batch, args.window_ms).items():
         with Server(checkpoint, {**common, **settings}, args.threads) as server:
             result[name] = {"settings": settings, **asyncio.run(load_phase(server.url, args.clients, args.seconds,
                                                                            body_of))}
             if name == "batching_on":
                 result["faults"] = asyncio.run(fault_cases(server.url, server.port, args.max_queue, body_of))
-    off = result["batching_off"]["throughput_rps"]
-    result["throughput_ratio_on_over_off"] = round(result["batching_on"]["throughput_rps"] / off, 2) if off else None
-    return result
+    return {**result, "throughput_ratio_on_over_off": on_over_off(result)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,3 +89,14 @@ def test_seed_noise_flips_a_speedup_into_unclear():
 def test_too_few_seeds_and_smoke_are_inconclusive():
     assert q35.verdict(metrics(seeds=2))[0] == "inconclusive"
     assert q35.verdict(metrics(size="smoke"))[0] == "inconclusive"
+
+
+def test_the_smoke_run_serves_the_translator_with_and_without_micro_batching(smoke_results):
+    served = smoke_results[1][35]["results"]["served"]
+    on, off = served["batching_on"], served["batching_off"]
+    assert on["ok"] > 0 and off["ok"] > 0 and on["errors_by_status"] == off["errors_by_status"] == {}
+    assert set(off["server_batch_sizes"]) == {"1"}  # off: the server never batched
+    assert sum(off["server_batch_sizes"].values()) == off["ok"]
+    assert served["throughput_ratio_on_over_off"] == round(on["throughput_rps"] / off["throughput_rps"], 2)
+    header, rows = q35.served_table(smoke_results[1][35])
+    assert [r[0] for r in rows] == ["batching on", "batching off"] and rows[1][-1] == "×1"

@@ -7,8 +7,8 @@ and trained on first use; the full size is the documented recipe:
 
     qkv train translate-de-en --max-minutes 45 --threads 1                       # the teacher
     qkv distill runs/translate-de-en --out teacher.en                            # its beam-4 outputs
-    qkv train translate-de-en d_model=128 d_ff=512 max_steps=1600 seed=S         # student, references
-    qkv train translate-de-en d_model=128 d_ff=512 max_steps=1600 seed=S train_targets=teacher.en
+    qkv train translate-de-en d_model=128 d_ff=512 max_steps=1200 seed=S         # student, references
+    qkv train translate-de-en d_model=128 d_ff=512 max_steps=1200 seed=S train_targets=teacher.en
 
 Each student's BLEU is its run's own test score (all of test_2016_flickr at full size, beam 4);
 speed is sentences/s on the lab's test subset, the models interleaved over rounds.
@@ -31,7 +31,7 @@ TINY = ["n_layers=1", "n_heads=2", "vocab_size=300", "train_limit=64", "test_lim
 SIZES = {
     "smoke": {"teacher": [*TINY, "d_model=32", "d_ff=64"], "teacher_minutes": None,
               "student": [*TINY, "d_model=16", "d_ff=32"], "name": "q35-smoke"},
-    "full": {"teacher": [], "teacher_minutes": 45.0, "student": ["d_model=128", "d_ff=512", "max_steps=1600"],
+    "full": {"teacher": [], "teacher_minutes": 45.0, "student": ["d_model=128", "d_ff=512", "max_steps=1200"],
              "name": "q35"},
 }
 TEACHER_FOLDER = {"smoke": "q35-smoke-teacher", "full": "translate-de-en-45min"}

@@ -20,11 +20,15 @@ paired by seed against the seed noise. bf16 runs only where the CPU has AVX-512-
 
 Distillation (``qkv.lab.distillation``): the 45-minute translator (the README's recipe, on one
 thread) is the teacher; its beam-4 translations of the 29,000 training sources (``qkv
-distill``) train a student of half its width (d 128, FFN 512, 1,600 steps), against the same
+distill``) train a student of half its width (d 128, FFN 512, 1,200 steps), against the same
 student trained on the references, one pair per seed. BLEU is each run's own test score (all of
 test_2016_flickr); speed is measured on the forms' subset, the same way. The models are cached
-in the lab's shared folder; trained from nothing they take about 45 + 6 × 30 minutes of one
+in the lab's shared folder; trained from nothing they take about 45 + 6 × 20 minutes of one
 core.
+
+Served (``qkv.deploy.loadtest``): seed 0's translator behind ``qkv serve`` (PyTorch fp32, one
+thread), 32 clients each sending one test sentence at a time for 20 s, with micro-batching (up to
+32 sentences, a 5 ms window) and without: requests/s, latency percentiles, the server's batches.
 
 Reproduce: ``qkv ask 35 --size full``.
 """
@@ -43,6 +47,7 @@ import torch
 
 from ..data import load_multi30k
 from ..deploy.forms import available, build_forms, heads_pruned_form
+from ..deploy.loadtest import served_throughput
 from ..deploy.pruning import validation_batches
 from ..train.runtime import cpu_has_fast_bf16
 from . import base, distillation, plots, shared
@@ -82,10 +87,11 @@ MIN_SPEEDUP = 1.1  # a form must be this much faster than torch-fp32 to count as
 MIN_BLEU_GAIN = 0.5  # BLEU points a distilled student must gain over its reference-trained twin
 SIZES = {
     "smoke": {"translator": "smoke", "test_sentences": 6, "beams": 2, "batch_size": 4, "rounds": 1, "val_pairs": 8,
-              "latency_sentences": 2},
+              "latency_sentences": 2, "serve_clients": 2, "serve_seconds": 0.5},
     "full": {"translator": "full", "test_sentences": 300, "beams": 4, "batch_size": 32, "rounds": 5,
-             "val_pairs": 512, "latency_sentences": 30},
+             "val_pairs": 512, "latency_sentences": 30, "serve_clients": 32, "serve_seconds": 20.0},
 }
+SERVE_WINDOW_MS = 5.0  # the micro-batching window of the served phase with batching on
 PRUNED = "torch-heads25"
 THREADS = (1, 2)  # every form is measured on each; the claims are judged on one thread
 INT8 = ("torch-int8", "onnx-int8", "ct2-int8")
@@ -135,6 +141,17 @@ def run_seed(seed: int, s: dict, names: list[str]) -> list[dict[str, Any]]:
     return [{"seed": seed, "translator_bleu": record.get("bleu"), **row} for row in rows]
 
 
+def served(s: dict) -> dict[str, Any]:
+    """Seed 0's translator behind ``qkv serve`` (PyTorch fp32, one thread): ``serve_clients``
+    clients, each sending one test sentence at a time at the lab's beam, for ``serve_seconds``
+    with micro-batching on (up to a batch of the lab's size, a SERVE_WINDOW_MS window), then off."""
+    sources = [p[0] for p in load_multi30k("test")[: s["test_sentences"]]]
+    checkpoint = shared.translator_folder(s["translator"], 0) / "averaged"
+    body_of = lambda rng: {"text": rng.choice(sources), "beams": s["beams"], "truncate": True}  # noqa: E731
+    return served_throughput(checkpoint, body_of, clients=s["serve_clients"], seconds=s["serve_seconds"],
+                             threads=1, max_batch=s["batch_size"], window_ms=SERVE_WINDOW_MS)
+
+
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     before = torch.get_num_threads()
@@ -152,10 +169,13 @@ def run(size: str, seeds: int, out: Path) -> dict[str, Any]:
     with base.one_thread():
         rows = [row for seed in range(seeds) for row in run_seed(seed, s, names)]
         students = distillation.measure(size, seeds, s)
-    results = {"rows": rows, "forms": [*names, PRUNED], "bf16_native": cpu_has_fast_bf16(), "distillation": students}
+        served_numbers = served(s)
+    results = {"rows": rows, "forms": [*names, PRUNED], "bf16_native": cpu_has_fast_bf16(), "distillation": students,
+               "served": served_numbers}
     config = {**s, "translator_sizes": shared.TRANSLATOR_SIZES[s["translator"]], "data": "Multi30k de→en",
               "distillation": distillation.SIZES[size],
-              "test_subset": f"first {s['test_sentences']} pairs of test_2016_flickr", "threads": list(THREADS)}
+              "test_subset": f"first {s['test_sentences']} pairs of test_2016_flickr", "threads": list(THREADS),
+              "serve_window_ms": SERVE_WINDOW_MS}
     names_out = [plot(results, out)]
     return base.finish(verdict, base.record(NUMBER, size, seeds, out, config, results, names_out, started), out)
 
@@ -282,7 +302,24 @@ def tables(metrics: dict[str, Any]) -> list[Table]:
                      f"{100 * base.mean(column(metrics, form, 'same_as_fp32')):.0f}%"])
     header = ["form", "BLEU", "sentences/s, 1 thread", "speed vs torch-fp32", "sentences/s, 2 threads",
               "ms per sentence at batch 1 (1 / 2 threads)", "MiB on disk", "same output as fp32"]
-    return [(header, rows), distillation_table(metrics)]
+    return [(header, rows), distillation_table(metrics), served_table(metrics)]
+
+
+def served_table(metrics: dict[str, Any]) -> Table:
+    """The served phases of seed 0's translator: what the clients got, and the batches the server ran."""
+    served = metrics["results"]["served"]
+    rows = []
+    for phase in ("batching_on", "batching_off"):
+        p = served[phase]
+        sizes = {int(k): v for k, v in p["server_batch_sizes"].items()}  # batch size → batches run
+        mean_batch = sum(k * v for k, v in sizes.items()) / sum(sizes.values()) if sizes else float("nan")
+        latency = " / ".join(fmt(p["latency_ms"][q]) for q in ("p50", "p95", "p99"))
+        rows.append([phase.replace("_", " "), str(p["requests"]), str(sum(p["errors_by_status"].values())),
+                     f"{p['throughput_rps']:.1f}", latency, f"{mean_batch:.1f}"])
+    rows[0].append(f"×{served['throughput_ratio_on_over_off']:.2f}" if served["throughput_ratio_on_over_off"] else "—")
+    rows[1].append("×1")
+    return (["served (seed 0, torch-fp32, 1 thread)", "requests", "errors", "requests/s",
+             "latency p50 / p95 / p99 ms", "mean server batch", "throughput vs batch 1"], rows)
 
 
 def distillation_table(metrics: dict[str, Any]) -> Table:

@@ -146,6 +146,15 @@ def _tokenizer_file(s: dict) -> Path:
 def trained_translator(size: str, seed: int) -> tuple[nn.Module, object, dict]:
     """The shared Multi30k de→en translator for (size, seed): (model, tokenizer, record);
     trained on first use only, like :func:`trained_lm`."""
+    folder = translator_folder(size, seed)
+    record = json.loads((folder / "translator.json").read_text())
+    return load(folder / "averaged").eval(), fast_tokenize.load(folder / TOKENIZER_FILE), record
+
+
+def translator_folder(size: str, seed: int) -> Path:
+    """The folder of the shared translator for (size, seed), trained into it on first use: its
+    checkpoint ``averaged/`` (a folder ``qkv translate`` and ``qkv serve`` take), the tokenizer
+    beside it and the record ``translator.json``."""
     folder = cache_root() / f"multi30k-translator-{size}-seed{seed}"
     if not (folder / "translator.json").is_file():
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -154,8 +163,7 @@ def trained_translator(size: str, seed: int) -> tuple[nn.Module, object, dict]:
             if not (folder / "translator.json").is_file():
                 Path(tmp).rename(folder)
                 Path(tmp).mkdir()
-    record = json.loads((folder / "translator.json").read_text())
-    return load(folder / "averaged").eval(), fast_tokenize.load(folder / TOKENIZER_FILE), record
+    return folder
 
 
 def train_steps(model: nn.Module, tcfg: TrainConfig, batches) -> list[float]:
@@ -187,4 +195,4 @@ def trained_by_preset(preset: str, overrides: list[str], name: str, max_minutes:
 
 
 __all__ = ["trained_lm", "trained_by_preset", "train_steps", "lm_config", "shakespeare_ids", "cache_root", "LM_SIZES",
-           "TRANSLATOR_SIZES", "translation_task", "trained_translator"]
+           "TRANSLATOR_SIZES", "translation_task", "trained_translator", "translator_folder"]
