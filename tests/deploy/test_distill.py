@@ -5,23 +5,18 @@ lines instead of the references; bad files are one-line errors that leave no run
 from __future__ import annotations
 
 import pytest
-import torch
 
 from qkv.cli import main
 from qkv.deploy import distill as D
 from qkv.tasks.run import configure, open_checkpoint
 from qkv.tasks.translation import translate
 
-TINY_MT = ["d_model=32", "n_layers=1", "n_heads=2", "d_ff=64", "vocab_size=300", "train_limit=64", "test_limit=4",
-           "max_steps=4", "save_every=2", "warmup_steps=2"]
+from .conftest import TINY_MT
 
 
 @pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("distill")
-    assert main(["train", "translate-de-en", *TINY_MT, "--out", str(root / "teacher")]) == 0
-    return root / "teacher"
+def teacher(tiny_mt_run):
+    return tiny_mt_run
 
 
 @pytest.fixture(scope="module")

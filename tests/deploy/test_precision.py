@@ -17,17 +17,12 @@ from qkv.errors import InputError
 from qkv.models import build_model
 from qkv.tasks.run import open_checkpoint
 
-TINY_MT = ["d_model=32", "n_layers=1", "n_heads=2", "d_ff=64", "vocab_size=300", "train_limit=64", "test_limit=4",
-           "max_steps=4", "save_every=2", "warmup_steps=2"]
 SENTENCE = "Ein Mann fährt Fahrrad."
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("precision")
-    assert main(["train", "translate-de-en", *TINY_MT, "--out", str(root / "mt")]) == 0
-    return root / "mt"
+def run_dir(tiny_mt_run):
+    return tiny_mt_run
 
 
 def translator() -> nn.Module:
